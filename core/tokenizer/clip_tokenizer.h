@@ -1,0 +1,48 @@
+#pragma once
+// CLIP's byte-level BPE tokenizer, exactly as transformers' CLIPTokenizer: text clean-up and
+// whitespace collapse, lower-casing, CLIP's pre-tokenization pattern, byte-to-unicode table, merges
+// by rank, "</w>" word ends. Torch-free and Qt-free: the GUI re-tokenizes on every key press.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sdl {
+
+struct TokenizedPrompt {
+    std::string prompt;
+    std::vector<int64_t> input_ids;        // always max_length (77): BOS ... EOS, padded with EOS
+    std::vector<int64_t> attention_mask;   // 1 for BOS..EOS of the (possibly truncated) ids, 0 for pad
+    std::vector<int64_t> untruncated_ids;  // BOS ... EOS, any length
+    std::vector<std::string> tokens;       // token strings of untruncated_ids ("dog</w>")
+    bool truncated = false;
+};
+
+class ClipTokenizer {
+public:
+    static constexpr int64_t kBos = 49406;
+    static constexpr int64_t kEos = 49407;
+    static constexpr int kMaxLength = 77;
+
+    // A model's tokenizer/vocab.json + merges.txt.
+    static ClipTokenizer from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt);
+    // A model's tokenizer/tokenizer.json (Hugging Face tokenizers format).
+    static ClipTokenizer from_tokenizer_json(const std::string& tokenizer_json);
+    // OpenAI's bpe_simple_vocab_16e6.txt.gz (the bundled resources/clip copy).
+    static ClipTokenizer from_bpe_gz(const std::string& path);
+    static ClipTokenizer bundled();
+
+    TokenizedPrompt encode(const std::string& prompt) const;
+    std::vector<int64_t> encode_ids(const std::string& text) const;  // no BOS/EOS, no truncation
+    const std::string& token_string(int64_t id) const;                // throws on unknown id
+    size_t vocab_size() const;
+    // Writes the vocabulary as a model folder's tokenizer/vocab.json + merges.txt (make-model).
+    void save_vocab_merges(const std::string& vocab_json, const std::string& merges_txt) const;
+
+private:
+    struct Impl;
+    std::shared_ptr<const Impl> impl_;
+};
+
+} // namespace sdl
