@@ -1,0 +1,108 @@
+#pragma once
+// The Stable Diffusion pipeline as diffusers runs it, with every intermediate value reported to a
+// PipelineObserver. Owns the three networks; not thread-safe: one caller at a time (the GUI's
+// worker thread, the CLI's main thread).
+#include "core/pipeline/observer.h"
+#include "core/tokenizer/clip_tokenizer.h"
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sdl {
+
+struct RuntimeOptions {
+    std::string device = "cpu";  // "cpu" or "cuda"
+    std::string dtype;           // "fp32", "fp16", "bf16"; empty: the device's default
+    int threads = 0;             // CPU threads; 0: all cores
+};
+
+struct GenerateRequest {
+    std::string prompt;
+    std::string negative_prompt;   // empty = unconditional
+    int steps = 50;
+    double guidance = 7.5;
+    int width = 512;
+    int height = 512;
+    std::string scheduler = "lms";
+    bool karras = false;
+    uint64_t seed = 0;
+    int count = 1;                 // images per prompt; seeds seed, seed+1, ...
+    int clip_skip = 1;
+    torch::Tensor init_latents;    // optional [count, 4, H/8, W/8], before init_noise_sigma
+    torch::Tensor init_image;      // optional img2img source [1, 3, H, W] in [-1, 1]
+    double strength = 0.8;         // img2img
+};
+
+struct ModelInfo {
+    std::string path;
+    std::string layout;            // "diffusers" or "single-file"
+    std::string device;
+    std::string dtype;
+    int64_t text_params = 0, unet_params = 0, vae_params = 0;
+    int text_hidden = 0;           // D of the text embeddings
+    int text_layers = 0;
+    double scaling_factor = 0.18215;
+    double load_seconds = 0;
+};
+
+struct EncodedImage {
+    torch::Tensor mean;      // [1, 4, H/8, W/8]
+    torch::Tensor logvar;    // [1, 4, H/8, W/8]
+    torch::Tensor latents;   // mean * scaling_factor
+};
+
+// The article's fig. 11-12 experiment: one U-Net call on a noised latent.
+struct UNetStepProbe {
+    double timestep = 0;
+    double sigma = 0;
+    torch::Tensor noisy_latents;     // [1, 4, h, w] add_noise(latents, noise, t)
+    torch::Tensor noise_pred;        // [1, 4, h, w] guided
+    torch::Tensor naive_x0;          // noisy - noise_pred, as the article decodes it
+    torch::Tensor pred_x0;           // the scheduler's proper x0 estimate
+};
+
+class StableDiffusion {
+public:
+    // path: diffusers folder or single-file checkpoint. Throws sdl::Error.
+    static std::unique_ptr<StableDiffusion> load(const std::string& path, const RuntimeOptions& options = {});
+    ~StableDiffusion();
+
+    const ModelInfo& info() const;
+    const ClipTokenizer& tokenizer() const;
+
+    // [1, 77, D] for clip_skip 1 (after the final norm), or the (clip_skip)-th hidden state from the end.
+    torch::Tensor encode_prompt(const std::string& prompt, int clip_skip = 1);
+    // Every hidden state: embeddings output, then each layer's; the last one after the final norm.
+    std::vector<torch::Tensor> text_hidden_states(const std::string& prompt);
+
+    EncodedImage encode_image(const torch::Tensor& image);  // [1, 3, H, W] in [-1, 1]
+    // latents [N, 4, h, w] already multiplied by the scaling factor -> [N, 3, H, W] in [0, 1].
+    torch::Tensor decode_latents(const torch::Tensor& latents, PipelineObserver* observer = nullptr);
+
+    // Runs txt2img or img2img; returns the images [count, 3, H, W] in [0, 1] (CPU, float32).
+    torch::Tensor generate(const GenerateRequest& request, PipelineObserver& observer);
+
+    // add_noise of latents at the scheduler's timesteps[k] for each k (article fig. 10).
+    std::vector<torch::Tensor> noise_progression(const torch::Tensor& latents, const torch::Tensor& noise,
+                                                 const std::string& scheduler, int steps,
+                                                 const std::vector<int>& at_steps);
+    UNetStepProbe unet_step_probe(const torch::Tensor& latents, const torch::Tensor& noise, const std::string& prompt,
+                                  const std::string& scheduler, int steps, int k, double guidance = 1.0);
+
+private:
+    StableDiffusion();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Cheap latent -> RGB preview: SD 1.x's 4x3 linear approximation. [N, 4, h, w] -> [N, 3, h, w] in [0, 1].
+torch::Tensor latent_preview(const torch::Tensor& latents);
+
+// torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed)), bit for bit.
+torch::Tensor seeded_randn(at::IntArrayRef shape, uint64_t seed);
+
+} // namespace sdl
