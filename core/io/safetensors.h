@@ -4,6 +4,7 @@
 // This header is torch-free; core/io/tensor_io.h converts views to torch tensors.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,5 +62,18 @@ struct TensorBlob {
 // Writes atomically (temporary file + rename) so a crash never leaves a half-written file.
 void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// The streaming form, for files too large to hold in memory twice (make-model's sd15 is ~2 GB):
+// the header is written from the specs, then fill(i, out) is called once per spec, in order, to
+// put spec i's bytes (numel x dtype size, little-endian) into out. Same atomicity as above.
+struct TensorSpec {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+};
+using FillTensor = std::function<void(size_t index, uint8_t* out)>;
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& specs,
+                                const FillTensor& fill,
+                                const std::map<std::string, std::string>& metadata = {});
 
 } // namespace sdl
