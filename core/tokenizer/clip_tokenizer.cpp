@@ -184,7 +184,7 @@ struct ClipTokenizer::Impl {
         return it->second;
     }
     std::vector<int32_t> bpe(const std::string& word) const;
-    void encode_segment(const std::u32string& text, size_t begin, size_t end, std::vector<int64_t>& ids) const;
+    void encode_words(const std::u32string& text, std::vector<int64_t>& ids) const;
 };
 
 ClipTokenizer::Impl::Impl(const std::string& src, const std::vector<std::pair<std::string, int64_t>>& tokens,
@@ -281,8 +281,8 @@ std::vector<int32_t> ClipTokenizer::Impl::bpe(const std::string& word) const {
 // CLIP's pre-tokenization pattern without its special-token alternatives (those are split off
 // before): 's|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+, applied to lower-cased text.
 // Each match is one word for BPE; whitespace only separates.
-void ClipTokenizer::Impl::encode_segment(const std::u32string& text, size_t begin, size_t end,
-                                         std::vector<int64_t>& ids) const {
+void ClipTokenizer::Impl::encode_words(const std::u32string& text, std::vector<int64_t>& ids) const {
+    const size_t end = text.size();
     auto is_other = [](char32_t c) {
         return !unicode::is_whitespace(c) && !unicode::is_letter(c) && !unicode::is_number(c);
     };
@@ -300,7 +300,7 @@ void ClipTokenizer::Impl::encode_segment(const std::u32string& text, size_t begi
         return 0;
     };
     std::string word;
-    size_t i = begin;
+    size_t i = 0;
     while (i < end) {
         const char32_t c = text[i];
         size_t j = i + 1;
@@ -455,36 +455,38 @@ ClipTokenizer ClipTokenizer::bundled() {
 }
 
 std::vector<int64_t> ClipTokenizer::encode_ids(const std::string& text) const {
-    // transformers' normalizer: NFC, then lower-case. Its whitespace collapse is left out: the
-    // pre-tokenizer drops whitespace anyway.
-    std::u32string raw = unicode::decode_utf8(text);
-    unicode::nfc(raw);
-    std::u32string lower;
-    lower.reserve(raw.size());
-    for (char32_t c : raw)
-        unicode::append_lower(c, lower);
-
-    // Special tokens typed in the prompt become their ids wherever they stand, as in transformers.
+    const std::u32string raw = unicode::decode_utf8(text);
+    // Special tokens are matched in the raw text, before normalization and case-sensitively, as
+    // transformers 5 does: "<|endoftext|>" anywhere is the end token, "<|ENDOFTEXT|>" is text.
     static const std::u32string bos_text = U"<|startoftext|>", eos_text = U"<|endoftext|>";
     std::vector<int64_t> ids;
     std::lock_guard<std::mutex> lock(impl_->cache_mutex);
     size_t segment = 0;
-    for (size_t i = 0; i < lower.size(); ++i) {
-        if (lower[i] != U'<')
-            continue;
+    for (size_t i = 0; i <= raw.size(); ++i) {
         const std::u32string* special = nullptr;
-        if (lower.compare(i, bos_text.size(), bos_text) == 0)
-            special = &bos_text;
-        else if (lower.compare(i, eos_text.size(), eos_text) == 0)
-            special = &eos_text;
-        if (!special)
+        if (i < raw.size() && raw[i] == U'<') {
+            if (raw.compare(i, bos_text.size(), bos_text) == 0)
+                special = &bos_text;
+            else if (raw.compare(i, eos_text.size(), eos_text) == 0)
+                special = &eos_text;
+        }
+        if (!special && i < raw.size())
             continue;
-        impl_->encode_segment(lower, segment, i, ids);
+        // transformers' normalizer: NFC, then lower-case. Its whitespace collapse is left out:
+        // the pre-tokenizer drops whitespace anyway.
+        std::u32string part = raw.substr(segment, i - segment);
+        unicode::nfc(part);
+        std::u32string lower;
+        lower.reserve(part.size());
+        for (char32_t c : part)
+            unicode::append_lower(c, lower);
+        impl_->encode_words(lower, ids);
+        if (!special)
+            break;
         ids.push_back(special == &bos_text ? impl_->bos : impl_->eos);
         segment = i + special->size();
         i = segment - 1;
     }
-    impl_->encode_segment(lower, segment, lower.size(), ids);
     return ids;
 }
 

@@ -33,6 +33,9 @@ public:
     static ClipTokenizer from_bpe_gz(const std::string& path);
     static ClipTokenizer bundled();
 
+    // Text is normalized as transformers 5 does (NFC, lower-case). Invalid UTF-8 never throws:
+    // each maximal invalid byte sequence reads as U+FFFD, as Python's errors="replace". Special
+    // tokens typed in the prompt ("<|endoftext|>", exactly so) become their ids. Thread-safe.
     TokenizedPrompt encode(const std::string& prompt) const;
     std::vector<int64_t> encode_ids(const std::string& text) const;  // no BOS/EOS, no truncation
     const std::string& token_string(int64_t id) const;                // throws on unknown id

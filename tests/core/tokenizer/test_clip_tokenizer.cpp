@@ -203,12 +203,16 @@ private slots:
                                            "see</w>"}));
         QCOMPARE(tokens("2024"), (std::vector<std::string>{"2</w>", "0</w>", "2</w>", "4</w>"}));
         // Inside a run of symbols an apostrophe is not a contraction.
-        QCOMPARE(tokens("!!'s"), (std::vector<std::string>{"!", "!'</w>", "s</w>"}));
+        QCOMPARE(tokens("!!'s"), (std::vector<std::string>{"!!", "'</w>", "s</w>"}));
     }
 
     void specialTokensInThePrompt() {
         const auto ids = vm().encode_ids("a<|endoftext|>dog <|startoftext|>");
         QCOMPARE(ids, (std::vector<int64_t>{320, sdl::ClipTokenizer::kEos, 1929, sdl::ClipTokenizer::kBos}));
+        // Only the exact spelling is special; otherwise it is text like any other.
+        const auto upper = vm().encode("<|ENDOFTEXT|>").tokens;
+        QCOMPARE(upper, (std::vector<std::string>{"<|startoftext|>", "<", "|</w>", "endof", "text</w>", "|",
+                                                  "></w>", "<|endoftext|>"}));
     }
 
     void longPrompts() {
