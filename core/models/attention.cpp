@@ -1,0 +1,98 @@
+#include "core/models/attention.h"
+
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
+namespace sdl {
+namespace {
+
+// Largest score matrix materialised at once by the explicit path; queries are processed in
+// chunks below it (SD 1.5 at 512x512, batch 2 with guidance: 4096 queries x 4096 keys x 8 heads
+// x 4 bytes x 2 = 1 GiB unchunked).
+constexpr int64_t kScoreBudgetBytes = int64_t{256} << 20;
+
+torch::Tensor probabilities(const torch::Tensor& q, const torch::Tensor& k, bool causal, int64_t q_offset,
+                            bool upcast) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    auto scores = upcast ? torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-1, -2))
+                         : torch::matmul(q, k.transpose(-1, -2));  // [B, heads, Lq, Lk]
+    scores.mul_(scale);
+    if (causal) {
+        const auto opts = torch::TensorOptions().dtype(torch::kLong).device(q.device());
+        const auto qi = torch::arange(q_offset, q_offset + q.size(-2), opts).unsqueeze(1);
+        const auto kj = torch::arange(k.size(-2), opts).unsqueeze(0);
+        scores.masked_fill_(kj > qi, -std::numeric_limits<double>::infinity());
+    }
+    // Softmax in float32 as diffusers' upcast_softmax does; cast back for the value product.
+    return torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+}
+
+} // namespace
+
+torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                               bool upcast, torch::Tensor* probs) {
+    const bool half = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
+    upcast = upcast && half;
+    if (probs) {
+        *probs = probabilities(q, k, causal, 0, upcast);
+        return torch::matmul(*probs, v);
+    }
+#if TORCH_VERSION_MAJOR >= 2
+    if (!upcast)
+        return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
+#endif
+    const int64_t lq = q.size(-2);
+    // The softmax output is float32 whatever the input dtype, so count 4 bytes per score.
+    const int64_t row_bytes = q.size(0) * q.size(1) * k.size(-2) * 4;
+    const int64_t chunk = std::max<int64_t>(1, kScoreBudgetBytes / row_bytes);
+    if (chunk >= lq)
+        return torch::matmul(probabilities(q, k, causal, 0, upcast), v);
+    auto out = q.new_empty({q.size(0), q.size(1), lq, v.size(-1)});
+    for (int64_t s = 0; s < lq; s += chunk) {
+        const int64_t e = std::min(lq, s + chunk);
+        const auto qs = q.slice(-2, s, e);
+        out.slice(-2, s, e).copy_(torch::matmul(probabilities(qs, k, causal, s, upcast), v));
+    }
+    return out;
+}
+
+AttentionImpl::AttentionImpl(const AttentionOptions& o) : o_(o) {
+    const int64_t inner = o.heads * o.head_dim;
+    const int64_t kv_dim = o.context_dim > 0 ? o.context_dim : o.query_dim;
+    if (o.spatial_groups > 0)
+        group_norm_ = register_module("group_norm", GroupNorm(o.spatial_groups, o.query_dim, o.spatial_eps));
+    to_q_ = register_module("to_q", Linear(o.query_dim, inner, o.qkv_bias));
+    to_k_ = register_module("to_k", Linear(kv_dim, inner, o.qkv_bias));
+    to_v_ = register_module("to_v", Linear(kv_dim, inner, o.qkv_bias));
+    // diffusers' to_out is [Linear, Dropout]; dropout has no parameters and is off at inference.
+    auto to_out = register_module("to_out", torch::nn::ModuleList());
+    to_out_ = Linear(inner, o.query_dim, true);
+    to_out->push_back(to_out_);
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* record) {
+    const auto& kv_in = context.defined() ? context : x;
+    const int64_t b = x.size(0);
+    // [B, L, heads*d] -> [B, heads, L, d]
+    const auto split = [&](const torch::Tensor& t) { return t.view({b, -1, o_.heads, o_.head_dim}).transpose(1, 2); };
+    const auto q = split(to_q_(x));
+    const auto k = split(to_k_(kv_in));
+    const auto v = split(to_v_(kv_in));
+    torch::Tensor probs;
+    auto h = scaled_attention(q, k, v, false, o_.upcast, record ? &probs : nullptr);  // [B, heads, L, d]
+    if (record)
+        *record = probs.to(torch::kFloat).mean(1);  // [B, L, Lk]
+    h = h.transpose(1, 2).reshape({b, -1, o_.heads * o_.head_dim});
+    return to_out_(h);
+}
+
+torch::Tensor AttentionImpl::forward_spatial(const torch::Tensor& x) {
+    const int64_t b = x.size(0), c = x.size(1), hh = x.size(2), ww = x.size(3);
+    auto h = (*group_norm_)(x).view({b, c, hh * ww}).transpose(1, 2);  // [B, HW, C]
+    h = forward(h);
+    return h.transpose(1, 2).reshape({b, c, hh, ww}) + x;
+}
+
+} // namespace sdl

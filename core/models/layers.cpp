@@ -1,0 +1,52 @@
+#include "core/models/layers.h"
+
+namespace sdl {
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias) {
+    weight = register_parameter("weight", torch::empty({out_features, in_features}));
+    if (with_bias)
+        bias = register_parameter("bias", torch::empty({out_features}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    return torch::linear(x, weight, bias);
+}
+
+Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride_,
+                       int64_t padding_)
+    : stride(stride_), padding(padding_) {
+    weight = register_parameter("weight", torch::empty({out_channels, in_channels, kernel, kernel}));
+    bias = register_parameter("bias", torch::empty({out_channels}));
+}
+
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
+    return torch::conv2d(x, weight, bias, stride, padding);
+}
+
+GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : groups(groups_), eps(eps_) {
+    weight = register_parameter("weight", torch::empty({channels}));
+    bias = register_parameter("bias", torch::empty({channels}));
+}
+
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) {
+    return torch::group_norm(x, groups, weight, bias, eps);
+}
+
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
+    weight = register_parameter("weight", torch::empty({dim}));
+    bias = register_parameter("bias", torch::empty({dim}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim) {
+    weight = register_parameter("weight", torch::empty({count, dim}));
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+    return torch::embedding(weight, ids);
+}
+
+} // namespace sdl

@@ -1,0 +1,57 @@
+#pragma once
+// The few primitive layers the networks need. Unlike torch::nn's, they allocate their parameters
+// with torch::empty and do not initialise them: every value is replaced by load_weights (or
+// init_random), so random initialisation of a billion parameters would be wasted seconds, and
+// untouched empty storage costs no resident memory (the sd15 shape check builds the full
+// networks for free). Parameter names (weight, bias) are the PyTorch ones.
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace sdl {
+
+class LinearImpl : public torch::nn::Module {
+public:
+    LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+    torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
+    torch::Tensor weight, bias;                      // [out, in], [out] (undefined without bias)
+};
+TORCH_MODULE(Linear);
+
+class Conv2dImpl : public torch::nn::Module {
+public:
+    Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+    torch::Tensor forward(const torch::Tensor& x);  // [B, in, H, W] -> [B, out, H', W']
+    torch::Tensor weight, bias;
+    int64_t stride, padding;
+};
+TORCH_MODULE(Conv2d);
+
+class GroupNormImpl : public torch::nn::Module {
+public:
+    GroupNormImpl(int64_t groups, int64_t channels, double eps);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;
+    int64_t groups;
+    double eps;
+};
+TORCH_MODULE(GroupNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+public:
+    LayerNormImpl(int64_t dim, double eps);
+    torch::Tensor forward(const torch::Tensor& x);  // normalises the last dimension
+    torch::Tensor weight, bias;
+    double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+class EmbeddingImpl : public torch::nn::Module {
+public:
+    EmbeddingImpl(int64_t count, int64_t dim);
+    torch::Tensor forward(const torch::Tensor& ids);  // [...] int64 -> [..., dim]
+    torch::Tensor weight;                              // [count, dim]
+};
+TORCH_MODULE(Embedding);
+
+} // namespace sdl
