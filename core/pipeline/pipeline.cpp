@@ -1,0 +1,357 @@
+#include "core/pipeline/pipeline.h"
+
+#include "core/io/model_files.h"
+#include "core/models/autoencoder_kl.h"
+#include "core/models/clip_text_model.h"
+#include "core/models/unet_2d_condition.h"
+#include "core/models/weights.h"
+#include "core/schedulers/scheduler.h"
+#include "core/util/error.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <thread>
+
+namespace sdl {
+
+namespace {
+
+torch::Device parse_device(const std::string& name) {
+    if (name == "cpu")
+        return torch::kCPU;
+    if (name == "cuda") {
+        if (!torch::cuda::is_available())
+            throw Error("--device cuda: no CUDA device is available to this LibTorch build");
+        return torch::kCUDA;
+    }
+    throw UsageError("unknown device '" + name + "' (expected cpu or cuda)");
+}
+
+torch::Dtype parse_dtype(const std::string& name, const torch::Device& device) {
+    if (name.empty())
+        return device.is_cuda() ? torch::kFloat16 : torch::kFloat32;
+    if (name == "fp32")
+        return torch::kFloat32;
+    if (name == "bf16")
+        return torch::kBFloat16;
+    if (name == "fp16") {
+        if (!device.is_cuda())
+            throw UsageError("--dtype fp16 is not supported on CPU (LibTorch lacks fp16 CPU kernels); use fp32 or bf16");
+        return torch::kFloat16;
+    }
+    throw UsageError("unknown dtype '" + name + "' (expected fp32, fp16 or bf16)");
+}
+
+std::string dtype_label(torch::Dtype t) {
+    if (t == torch::kFloat16)
+        return "fp16";
+    if (t == torch::kBFloat16)
+        return "bf16";
+    return "fp32";
+}
+
+ClipTokenizer make_tokenizer(const TokenizerFiles& t) {
+    if (!t.vocab_json.empty() && !t.merges_txt.empty())
+        return ClipTokenizer::from_vocab_merges(t.vocab_json, t.merges_txt);
+    if (!t.tokenizer_json.empty())
+        return ClipTokenizer::from_tokenizer_json(t.tokenizer_json);
+    return ClipTokenizer::bundled();
+}
+
+torch::Tensor ids_tensor(const std::vector<TokenizedPrompt>& prompts) {
+    std::vector<int64_t> flat;
+    for (const auto& p : prompts)
+        flat.insert(flat.end(), p.input_ids.begin(), p.input_ids.end());
+    return torch::tensor(flat, torch::kInt64).view({static_cast<int64_t>(prompts.size()), ClipTokenizer::kMaxLength});
+}
+
+void check_finite(const torch::Tensor& t, const char* stage) {
+    if (!torch::isfinite(t).all().item<bool>())
+        throw Error(std::string("numerical failure: NaN or Inf in the ") + stage +
+                    " (try --dtype fp32, or check the model weights)");
+}
+
+} // namespace
+
+struct StableDiffusion::Impl {
+    ModelInfo info;
+    torch::Device device = torch::kCPU;
+    torch::Dtype dtype = torch::kFloat32;
+    std::unique_ptr<ClipTokenizer> tokenizer;
+    ClipTextModel text_encoder{nullptr};
+    UNet2DConditionModel unet{nullptr};
+    AutoencoderKL vae{nullptr};
+    nlohmann::json scheduler_json;
+
+    std::unique_ptr<Scheduler> scheduler(const std::string& name, int steps, bool karras = false) const {
+        // The model's scheduler config describes how it was trained (betas, prediction type); how
+        // to sample (spacing, offset) belongs to the chosen sampler, as when one builds e.g.
+        // LMSDiscreteScheduler with the model's betas in diffusers.
+        static const char* kTrainingKeys[] = {"num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
+                                              "trained_betas", "prediction_type"};
+        nlohmann::json training = nlohmann::json::object();
+        for (const char* key : kTrainingKeys)
+            if (scheduler_json.contains(key))
+                training[key] = scheduler_json[key];
+        SchedulerConfig cfg = SchedulerConfig::from_json(training, default_scheduler_config(name));
+        cfg.use_karras_sigmas = cfg.use_karras_sigmas || karras;
+        auto s = make_scheduler(name, cfg);
+        s->set_timesteps(steps);
+        return s;
+    }
+
+    // [B, 77, D] in float32 on the device.
+    torch::Tensor encode_ids(const torch::Tensor& ids, int clip_skip) {
+        if (clip_skip < 1 || clip_skip > info.text_layers)
+            throw UsageError("clip skip " + std::to_string(clip_skip) + " is out of range 1.." +
+                             std::to_string(info.text_layers));
+        return text_encoder->encode(ids.to(device), clip_skip).to(torch::kFloat32);
+    }
+
+    torch::Tensor unet_call(const torch::Tensor& sample, double t, const torch::Tensor& context) {
+        auto ts = torch::full({sample.size(0)}, t, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+        auto out = unet->forward(sample.to(device, dtype), ts, context.to(device, dtype));
+        return out.to(torch::kFloat32);
+    }
+
+    // Classifier-free guidance: one batched call on [uncond, cond].
+    struct Guided {
+        torch::Tensor pred, cond, uncond;
+    };
+    Guided guided_noise(const torch::Tensor& scaled, double t, const torch::Tensor& embeds, double guidance) {
+        const bool cfg = guidance > 1.0;
+        if (!cfg) {
+            auto cond = unet_call(scaled, t, embeds.narrow(0, 1, 1).expand({scaled.size(0), -1, -1}));
+            return {cond, cond, torch::Tensor()};
+        }
+        const int64_t n = scaled.size(0);
+        auto batch = torch::cat({scaled, scaled});
+        auto ctx = torch::cat({embeds.narrow(0, 0, 1).expand({n, -1, -1}), embeds.narrow(0, 1, 1).expand({n, -1, -1})});
+        auto out = unet_call(batch, t, ctx);
+        auto uncond = out.narrow(0, 0, n);
+        auto cond = out.narrow(0, n, n);
+        return {uncond + guidance * (cond - uncond), cond, uncond};
+    }
+
+    torch::Tensor decode(const torch::Tensor& latents, PipelineObserver* observer) {
+        auto result = decode_checked(vae, (latents / info.scaling_factor).to(device, dtype));
+        if (result.redone_in_fp32 && observer)
+            observer->on_message("the fp16 VAE decode overflowed (NaN/Inf); redone in fp32");
+        auto img = result.image.to(torch::kFloat32);
+        check_finite(img, "VAE decode");
+        return (img / 2 + 0.5).clamp(0, 1).cpu();
+    }
+};
+
+StableDiffusion::StableDiffusion() : impl_(std::make_unique<Impl>()) {}
+StableDiffusion::~StableDiffusion() = default;
+
+std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, const RuntimeOptions& options) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c10::InferenceMode guard;
+    const int threads = options.threads > 0 ? options.threads
+                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(threads);
+
+    std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
+    Impl& m = *sd->impl_;
+    m.device = parse_device(options.device);
+    m.dtype = parse_dtype(options.dtype, m.device);
+
+    ModelFiles files = open_model_files(path);
+    m.tokenizer = std::make_unique<ClipTokenizer>(make_tokenizer(files.tokenizer));
+    m.scheduler_json = files.scheduler_config;
+
+    const auto te_cfg = ClipTextConfig::from_json(files.text_encoder.config);
+    const auto unet_cfg = UNet2DConditionConfig::from_json(files.unet.config);
+    const auto vae_cfg = AutoencoderKLConfig::from_json(files.vae.config);
+    m.text_encoder = ClipTextModel(te_cfg);
+    m.unet = UNet2DConditionModel(unet_cfg);
+    m.vae = AutoencoderKL(vae_cfg);
+    load_weights(*m.text_encoder, files.text_encoder, m.dtype, m.device);
+    load_weights(*m.unet, files.unet, m.dtype, m.device);
+    load_weights(*m.vae, files.vae, m.dtype, m.device);
+    m.text_encoder->eval();
+    m.unet->eval();
+    m.vae->eval();
+
+    ModelInfo& info = m.info;
+    info.path = path;
+    info.layout = layout_name(files.layout);
+    info.device = options.device;
+    info.dtype = dtype_label(m.dtype);
+    info.text_params = parameter_count(*m.text_encoder);
+    info.unet_params = parameter_count(*m.unet);
+    info.vae_params = parameter_count(*m.vae);
+    info.text_hidden = te_cfg.hidden_size;
+    info.text_layers = te_cfg.num_hidden_layers;
+    info.scaling_factor = vae_cfg.scaling_factor;
+    info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return sd;
+}
+
+const ModelInfo& StableDiffusion::info() const { return impl_->info; }
+const ClipTokenizer& StableDiffusion::tokenizer() const { return *impl_->tokenizer; }
+
+torch::Tensor StableDiffusion::encode_prompt(const std::string& prompt, int clip_skip) {
+    c10::InferenceMode guard;
+    return impl_->encode_ids(ids_tensor({impl_->tokenizer->encode(prompt)}), clip_skip).cpu();
+}
+
+std::vector<torch::Tensor> StableDiffusion::text_hidden_states(const std::string& prompt) {
+    c10::InferenceMode guard;
+    auto out = impl_->text_encoder->forward(ids_tensor({impl_->tokenizer->encode(prompt)}).to(impl_->device));
+    std::vector<torch::Tensor> states;
+    for (size_t i = 0; i + 1 < out.hidden_states.size(); ++i)
+        states.push_back(out.hidden_states[i].to(torch::kFloat32).cpu());
+    states.push_back(out.last_hidden_state.to(torch::kFloat32).cpu());
+    return states;
+}
+
+EncodedImage StableDiffusion::encode_image(const torch::Tensor& image) {
+    c10::InferenceMode guard;
+    if (image.dim() != 4 || image.size(1) != 3 || image.size(2) % 8 || image.size(3) % 8)
+        throw Error("encode_image: expected [1, 3, H, W] with H and W multiples of 8");
+    auto dist = impl_->vae->encode(image.to(impl_->device, impl_->dtype));
+    EncodedImage e;
+    e.mean = dist.mean.to(torch::kFloat32).cpu();
+    e.logvar = dist.logvar.to(torch::kFloat32).cpu();
+    e.latents = e.mean * impl_->info.scaling_factor;
+    return e;
+}
+
+torch::Tensor StableDiffusion::decode_latents(const torch::Tensor& latents, PipelineObserver* observer) {
+    c10::InferenceMode guard;
+    return impl_->decode(latents, observer);
+}
+
+torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserver& observer) {
+    c10::InferenceMode guard;
+    Impl& m = *impl_;
+    if (r.width <= 0 || r.height <= 0 || r.width % 8 || r.height % 8)
+        throw UsageError("width and height must be positive multiples of 8 (got " + std::to_string(r.width) + "x" +
+                         std::to_string(r.height) + ")");
+    if (r.steps < 1)
+        throw UsageError("steps must be at least 1 (got " + std::to_string(r.steps) + ")");
+    if (r.count < 1)
+        throw UsageError("count must be at least 1");
+    if (r.init_image.defined() && (r.strength <= 0.0 || r.strength > 1.0))
+        throw UsageError("strength must be in (0, 1] (got " + std::to_string(r.strength) + ")");
+
+    const auto cond = m.tokenizer->encode(r.prompt);
+    const auto uncond = m.tokenizer->encode(r.negative_prompt);
+    observer.on_tokens(cond, uncond);
+    auto embeds = m.encode_ids(ids_tensor({uncond, cond}), r.clip_skip);  // [2, 77, D]: uncond, cond
+    check_finite(embeds, "text encoder output");
+    observer.on_text_embeddings(embeds.cpu());
+
+    const int64_t h = r.height / 8, w = r.width / 8;
+    std::vector<torch::Tensor> images;
+    // Each image is its own run with its own generator, so image i reproduces a single run with
+    // seed + i exactly, stochastic schedulers included.
+    for (int img = 0; img < r.count; ++img) {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed + static_cast<uint64_t>(img));
+        auto sched = m.scheduler(r.scheduler, r.steps, r.karras);
+        const auto& timesteps = sched->timesteps();
+        const auto& sigmas = sched->sigmas();
+        observer.on_timesteps(timesteps, sigmas);
+        const int64_t n_steps = timesteps.size(0);
+        int64_t start = 0;
+
+        torch::Tensor latents;
+        if (r.init_image.defined()) {
+            if (r.init_image.size(2) != r.height || r.init_image.size(3) != r.width)
+                throw UsageError("the init image must be resized to the requested size first");
+            auto dist = m.vae->encode(r.init_image.to(m.device, m.dtype));
+            auto init = dist.sample(gen).to(torch::kFloat32).cpu() * m.info.scaling_factor;
+            const int64_t init_steps = std::min<int64_t>(static_cast<int64_t>(r.steps * r.strength), r.steps);
+            start = std::max<int64_t>(r.steps - init_steps, 0);
+            if (start >= n_steps)
+                throw UsageError("strength " + std::to_string(r.strength) + " leaves no denoising steps");
+            auto noise = torch::randn(init.sizes(), gen, torch::kFloat32);
+            observer.on_initial_latents(init);
+            latents = sched->add_noise(init, noise, timesteps[start].item<double>());
+        } else if (r.init_latents.defined()) {
+            if (r.init_latents.dim() != 4 || r.init_latents.size(1) != 4 || r.init_latents.size(2) != h ||
+                r.init_latents.size(3) != w)
+                throw UsageError("init latents must have shape [N, 4, " + std::to_string(h) + ", " +
+                                 std::to_string(w) + "]");
+            auto init = r.init_latents.narrow(0, std::min<int64_t>(img, r.init_latents.size(0) - 1), 1)
+                            .to(torch::kFloat32).cpu();
+            observer.on_initial_latents(init);
+            latents = init * sched->init_noise_sigma();
+        } else {
+            auto init = torch::randn({1, 4, h, w}, gen, torch::kFloat32);
+            observer.on_initial_latents(init);
+            latents = init * sched->init_noise_sigma();
+        }
+        latents = latents.to(m.device);
+
+        for (int64_t i = start; i < n_steps; ++i) {
+            if (observer.cancel_requested())
+                throw Cancelled();
+            const double t = timesteps[i].item<double>();
+            auto scaled = sched->scale_model_input(latents, static_cast<int>(i));
+            auto g = m.guided_noise(scaled, t, embeds, r.guidance);
+            auto out = sched->step(g.pred, static_cast<int>(i), latents, gen);
+            latents = out.prev_sample;
+            check_finite(latents, "denoising loop");
+            StepEvent e;
+            e.index = static_cast<int>(i - start);
+            e.total = static_cast<int>(n_steps - start);
+            e.timestep = t;
+            e.sigma = sigmas.defined() && sigmas.numel() > i ? sigmas[i].item<double>() : 0.0;
+            e.latents = latents;
+            e.noise_pred = g.pred;
+            e.noise_cond = g.cond;
+            e.noise_uncond = g.uncond;
+            e.pred_x0 = out.pred_original_sample;
+            observer.on_step(e);
+        }
+        if (observer.cancel_requested())
+            throw Cancelled();
+        auto image = m.decode(latents, &observer);
+        observer.on_image(image);
+        images.push_back(image);
+    }
+    return torch::cat(images);
+}
+
+std::vector<torch::Tensor> StableDiffusion::noise_progression(const torch::Tensor& latents, const torch::Tensor& noise,
+                                                              const std::string& scheduler, int steps,
+                                                              const std::vector<int>& at_steps) {
+    c10::InferenceMode guard;
+    auto sched = impl_->scheduler(scheduler, steps);
+    const auto& ts = sched->timesteps();
+    std::vector<torch::Tensor> out;
+    for (int k : at_steps) {
+        if (k < 0 || k >= ts.size(0))
+            throw UsageError("step " + std::to_string(k) + " is outside 0.." + std::to_string(ts.size(0) - 1));
+        out.push_back(sched->add_noise(latents, noise, ts[k].item<double>()));
+    }
+    return out;
+}
+
+UNetStepProbe StableDiffusion::unet_step_probe(const torch::Tensor& latents, const torch::Tensor& noise,
+                                               const std::string& prompt, const std::string& scheduler, int steps,
+                                               int k, double guidance) {
+    c10::InferenceMode guard;
+    Impl& m = *impl_;
+    auto sched = m.scheduler(scheduler, steps);
+    const auto& ts = sched->timesteps();
+    if (k < 0 || k >= ts.size(0))
+        throw UsageError("step " + std::to_string(k) + " is outside 0.." + std::to_string(ts.size(0) - 1));
+    UNetStepProbe p;
+    p.timestep = ts[k].item<double>();
+    p.sigma = sched->sigmas().defined() && sched->sigmas().numel() > k ? sched->sigmas()[k].item<double>() : 0.0;
+    p.noisy_latents = sched->add_noise(latents, noise, p.timestep);
+    auto embeds = m.encode_ids(ids_tensor({m.tokenizer->encode(""), m.tokenizer->encode(prompt)}), 1);
+    auto scaled = sched->scale_model_input(p.noisy_latents.to(m.device), k);
+    p.noise_pred = m.guided_noise(scaled, p.timestep, embeds, guidance).pred.cpu();
+    p.naive_x0 = p.noisy_latents - p.noise_pred;
+    p.pred_x0 = sched->step(p.noise_pred.to(m.device), k, p.noisy_latents.to(m.device)).pred_original_sample.cpu();
+    return p;
+}
+
+} // namespace sdl
