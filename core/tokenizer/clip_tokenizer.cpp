@@ -14,6 +14,7 @@
 #include <mutex>
 #include <queue>
 #include <sstream>
+#include <unordered_set>
 
 namespace sdl {
 
@@ -424,12 +425,12 @@ ClipTokenizer ClipTokenizer::from_tokenizer_json(const std::string& tokenizer_js
         throw Error(where + " has no model.merges array");
 
     std::vector<std::pair<std::string, int64_t>> tokens;
-    std::unordered_map<std::string, bool> seen;
+    std::unordered_set<std::string> seen;
     for (const auto& [token, id] : vocab->items()) {
         if (!id.is_number_integer())
             throw Error(where + ": token '" + token + "' has a non-integer id");
         tokens.emplace_back(token, id.get<int64_t>());
-        seen[token] = true;
+        seen.insert(token);
     }
     // Special tokens may live only in added_tokens.
     if (const auto added = doc.find("added_tokens"); added != doc.end() && added->is_array()) {
@@ -440,7 +441,7 @@ ClipTokenizer ClipTokenizer::from_tokenizer_json(const std::string& tokenizer_js
             const std::string content = a["content"].get<std::string>();
             if (!seen.count(content)) {
                 tokens.emplace_back(content, a["id"].get<int64_t>());
-                seen[content] = true;
+                seen.insert(content);
             }
         }
     }
