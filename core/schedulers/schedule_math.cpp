@@ -110,6 +110,11 @@ std::vector<int64_t> ddpm_timesteps(const SchedulerConfig& c, int n) {
         for (double v : np_arange_down(N, static_cast<double>(N) / n, n))
             t.push_back(static_cast<int64_t>(np_round(v)) - 1);
     }
+    // Leading spacing with steps_offset can pass the last training timestep (1000 steps, offset 1).
+    if (t.front() >= N)
+        throw Error(std::to_string(n) + " steps with steps_offset " + std::to_string(c.steps_offset) +
+                    " reach timestep " + std::to_string(t.front()) + ", past the last training timestep " +
+                    std::to_string(N - 1) + "; use fewer steps");
     return t;
 }
 

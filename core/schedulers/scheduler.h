@@ -86,9 +86,10 @@ public:
     // diffusers' randn_tensor draws it: on the generator's device, in the model output's dtype.
     virtual StepOutput step(const torch::Tensor& model_output, int step_index, const torch::Tensor& sample,
                             std::optional<torch::Generator> generator = std::nullopt) = 0;
-    // q(x_t | x_0) at the given timestep, as the scheduler's add_noise: x0 + sigma * noise for the
-    // sigma schedulers (the timestep is looked up in timesteps(); one not there is an sdl::Error),
-    // sqrt(acp) x0 + sqrt(1 - acp) noise for PNDM/DDIM (an integer training timestep).
+    // q(x_t | x_0) at the given timestep, as the scheduler's add_noise: x0 + sigma * noise for LMS
+    // and Euler (a) (the timestep is looked up in timesteps(); one not there is an sdl::Error),
+    // alpha x0 + sigma_t noise for DPM++ (looked up likewise; diffusers falls back to the last
+    // step), sqrt(acp) x0 + sqrt(1 - acp) noise for PNDM/DDIM (an integer training timestep).
     virtual torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise,
                                     double timestep) const = 0;
 
