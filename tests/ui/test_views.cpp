@@ -1,0 +1,296 @@
+// Every stage view renders the reference data (tests/data/reference.safetensors, computed by
+// diffusers on the tiny model) offscreen, and the things a user reads off them are right.
+#include "core/io/safetensors.h"
+#include "ui/views/common.h"
+#include "ui/views/embeddings_view.h"
+#include "ui/views/generate_view.h"
+#include "ui/views/latents_view.h"
+#include "ui/views/progression_view.h"
+#include "ui/views/schedule_view.h"
+#include "ui/views/tokens_view.h"
+#include "ui/views/unet_step_view.h"
+#include "ui/views/vae_view.h"
+#include "ui/worker/schedules.h"
+
+#include <qcustomplot.h>
+
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace sdlui;
+
+namespace {
+
+std::shared_ptr<sdl::SafetensorsFile> reference() {
+    static auto file = sdl::SafetensorsFile::open(SDLENS_TEST_DATA "/reference.safetensors");
+    return file;
+}
+
+// An F32 reference tensor; `index` >= 0 takes that entry of the first dimension.
+FloatTensor ref(const std::string& key, int index = -1) {
+    const sdl::TensorView& v = reference()->at(key);
+    FloatTensor t;
+    for (auto s : v.shape)
+        t.shape << int(s);
+    t.values.resize(int(v.numel()));
+    std::memcpy(t.values.data(), v.data, v.nbytes);
+    return index >= 0 ? t.slice(index) : t;
+}
+
+// [3, H, W] in [0, 1] -> image
+QImage toImage(const FloatTensor& chw) {
+    const int h = chw.dim(1), w = chw.dim(2);
+    QImage img(w, h, QImage::Format_RGB888);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            int c[3];
+            for (int k = 0; k < 3; ++k)
+                c[k] = qBound(0, int(chw.values[(k * h + y) * w + x] * 255.f + 0.5f), 255);
+            img.setPixel(x, y, qRgb(c[0], c[1], c[2]));
+        }
+    return img;
+}
+
+// A view "renders" when grabbing it gives an image that is not one flat colour.
+bool rendersSomething(QWidget& w) {
+    w.resize(1000, 700);
+    w.show();
+    QCoreApplication::processEvents();
+    const QImage img = w.grab().toImage();
+    if (img.isNull())
+        return false;
+    const QRgb first = img.pixel(0, 0);
+    for (int y = 0; y < img.height(); y += 3)
+        for (int x = 0; x < img.width(); x += 3)
+            if (img.pixel(x, y) != first)
+                return true;
+    return false;
+}
+
+QJsonObject referenceJson() {
+    QFile f(SDLENS_TEST_DATA "/reference.json");
+    f.open(QIODevice::ReadOnly);
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+} // namespace
+
+class TestViews : public QObject {
+    Q_OBJECT
+private slots:
+    void tokensMatchReference() {
+        TokensView view;
+        view.setPrompt("a dog wearing hat");
+        QCOMPARE(view.usedTokens(), 6);
+        QCOMPARE(view.truncatedTokens(), 0);
+        auto* table = view.findChild<QTableWidget*>();
+        QVERIFY(table);
+        QCOMPARE(table->rowCount(), 77);
+        QCOMPARE(table->item(2, 1)->text(), QString("1929"));
+        QCOMPARE(table->item(2, 2)->text(), QString("dog·"));  // the word end stays visible
+        QCOMPARE(table->item(5, 4)->text(), QString("end of text"));
+        QCOMPARE(table->item(6, 3)->text(), QString("0"));
+        QVERIFY(rendersSomething(view));
+    }
+
+    void tokensFlagTruncation() {
+        TokensView view;
+        QStringList words;
+        for (int i = 0; i < 90; ++i)
+            words << "dog";
+        view.setPrompt(words.join(' '));
+        QCOMPARE(view.usedTokens(), 77);
+        QCOMPARE(view.truncatedTokens(), 15);
+        auto* table = view.findChild<QTableWidget*>();
+        QCOMPARE(table->rowCount(), 77 + 15);
+        QVERIFY(table->item(77, 4)->text().startsWith("truncated"));
+    }
+
+    void scheduleMatchesDiffusers() {
+        const Schedule s = computeSchedule("lms", 50);
+        const QJsonArray t = referenceJson()["schedulers"].toObject()["lms.50"].toObject()["timesteps"].toArray();
+        const QJsonArray sig = referenceJson()["schedulers"].toObject()["lms.50"].toObject()["sigmas"].toArray();
+        QCOMPARE(s.timesteps.size(), 50);
+        for (int i = 0; i < 50; ++i) {
+            QVERIFY(std::abs(s.timesteps[i] - t[i].toDouble()) < 1e-3);
+            QVERIFY(std::abs(s.sigmas[i] - sig[i].toDouble()) < 1e-3);
+        }
+        const Schedule ddim = computeSchedule("ddim", 50);
+        QVERIFY(ddim.sigmasDerived);
+        QVERIFY(ddim.sigmas.first() > ddim.sigmas.last());  // noisiest first
+    }
+
+    void scheduleViewPlotsAndExports() {
+        ScheduleView view;
+        view.setScheduler("lms", 50, false);
+        view.setCurrentStep(10);
+        QCOMPARE(view.plot()->graphCount(), 2);  // sigma and timestep
+        QCOMPARE(view.plot()->graph(0)->dataCount(), 50);
+        QVERIFY(rendersSomething(view));
+        QTemporaryDir dir;
+        QString error;
+        QVERIFY2(view.exportCsv(dir.filePath("s.csv"), &error), qPrintable(error));
+        QFile csv(dir.filePath("s.csv"));
+        QVERIFY(csv.open(QIODevice::ReadOnly));
+        const QStringList lines = QString::fromUtf8(csv.readAll()).trimmed().split('\n');
+        QCOMPARE(lines.size(), 51);
+        QVERIFY(lines[1].startsWith("lms,0,999,14.61"));
+        QVERIFY(view.exportPng(dir.filePath("s.png")));
+        QVERIFY(!QImage(dir.filePath("s.png")).isNull());
+    }
+
+    void latentChannelsUseTheirRange() {
+        const FloatTensor mean = ref("vae.mean", 0);  // [4, 16, 16]
+        ChannelStrip strip;
+        strip.setLatents(mean);
+        const QImage c0 = strip.channel(0);
+        QCOMPARE(c0.size(), QSize(16, 16));
+        int lo = 255, hi = 0;
+        for (int y = 0; y < 16; ++y)
+            for (int x = 0; x < 16; ++x) {
+                lo = std::min(lo, qGray(c0.pixel(x, y)));
+                hi = std::max(hi, qGray(c0.pixel(x, y)));
+            }
+        QCOMPARE(lo, 0);
+        QCOMPARE(hi, 255);
+
+        LatentsView view;
+        view.setEncodedImage(toImage(ref("vae.image", 0)), mean);
+        QVERIFY(rendersSomething(view));
+    }
+
+    void embeddingsHeatMapAndComparison() {
+        EmbeddingResult r;
+        r.prompt = "a dog wearing hat";
+        r.tokens = QStringList{"<|startoftext|>", "a</w>", "dog</w>", "wearing</w>", "hat</w>"};
+        for (int i = r.tokens.size(); i < 77; ++i)
+            r.tokens << "<|endoftext|>";
+        for (int i = 0; i < 77; ++i)
+            r.mask << (i < 6 ? 1 : 0);
+        r.layers << ref("te.penultimate_hidden_state", 0) << ref("te.last_hidden_state", 0);
+        r.comparePrompt = "another prompt";
+        r.compareLayers << ref("te.penultimate_hidden_state", 1) << ref("te.last_hidden_state", 1);
+        EmbeddingsView view;
+        view.setResult(r);
+        const FloatTensor& last = r.layers[1];
+        const QString text = view.readout(2, 5);
+        QVERIFY2(text.contains("dog·") && text.contains("dim 5") &&
+                     text.contains(QString::number(last.values[2 * 32 + 5], 'f', 4)),
+                 qPrintable(text));
+        QVERIFY(view.readout(77, 0).isEmpty());
+        auto plots = view.findChildren<QCustomPlot*>();
+        QCOMPARE(plots.size(), 3);
+        QVERIFY(rendersSomething(view));
+        QVERIFY(plots[2]->isVisible());  // the cosine plot, shown with a second prompt
+    }
+
+    void generateViewStepsThroughAndExports() {
+        GenerateView view;
+        GenerateSettings s;
+        s.prompt = "a dog wearing hat";
+        s.steps = 8;
+        s.width = s.height = 128;
+        view.beginRun(s);
+        RunRecord run;
+        run.settings = s;
+        const FloatTensor steps = ref("e2e.lms.steps");  // [8, 4, 16, 16]
+        for (int i = 0; i < 8; ++i) {
+            StepRecord r;
+            r.index = i;
+            r.total = 8;
+            r.timestep = 999 - i * 100;
+            r.sigma = 14.6 / (i + 1);
+            r.latents = r.noisePred = r.predX0 = steps.slice(i);
+            r.preview = QImage(16, 16, QImage::Format_RGB888);
+            r.preview.fill(QColor(i * 30, 80, 120));
+            view.addStep(r);
+            run.steps << r;
+        }
+        run.image = toImage(ref("e2e.lms.image", 0));
+        run.timesteps = {999, 899, 799, 699, 599, 499, 399, 299};
+        QSignalSpy decode(&view, &GenerateView::decodeRequested);
+        view.finishRun(run);
+        QCOMPARE(view.currentStep(), 7);
+        view.setCurrentStep(3);
+        QVERIFY(decode.wait(2000));  // a settled scrub asks the worker to decode that step's x0
+        QCOMPARE(decode.first().first().toInt(), 3);
+        view.setDecoded(3, run.image);
+        QVERIFY(rendersSomething(view));
+        QTemporaryDir dir;
+        QString error;
+        QVERIFY2(view.exportSequence(dir.path(), &error), qPrintable(error));
+        QCOMPARE(QDir(dir.path()).entryList({"*.png"}).size(), 9);  // 8 steps + final
+        QCOMPARE(QImage(dir.filePath("x0_001.png")).size(), QSize(128, 128));
+    }
+
+    void vaeRoundTripShowsMetrics() {
+        RoundTripResult r;
+        r.original = toImage(ref("vae.image", 0));
+        r.reconstruction = toImage(ref("vae.decoded_mean", 0));
+        r.latents = ref("vae.mean", 0);
+        r.difference.shape = {128, 128};
+        for (int i = 0; i < 128 * 128; ++i)
+            r.difference.values << float(i % 128) / 1280.f;
+        r.psnr = 12.5;
+        r.ssim = 0.25;
+        r.maxError = 200;
+        r.compression = 48;
+        VaeView view;
+        view.setResult(r);
+        QVERIFY(rendersSomething(view));
+        QString all;
+        for (auto* l : view.findChildren<QLabel*>())
+            all += l->text();
+        QVERIFY(all.contains("PSNR"));
+        QVERIFY(all.contains("48×"));
+    }
+
+    void progressionAndUNetStepRender() {
+        ProgressionResult p;
+        p.scheduler = "lms";
+        p.steps = 50;
+        for (int i = 0; i < 6; ++i) {
+            p.atSteps << std::min(49, i * 10);
+            p.timesteps << 999 - i * 200;
+            p.images << toImage(ref("vae.image", 0));
+        }
+        ProgressionView pv;
+        pv.setResult(p);
+        QVERIFY(rendersSomething(pv));
+
+        ProbeResult r;
+        r.step = 40;
+        r.steps = 50;
+        r.noisy = ref("unet.sample", 0);
+        r.noisePred = ref("unet.out_t981", 0);
+        r.noisyDecoded = r.naiveDecoded = r.predX0Decoded = toImage(ref("vae.decoded_mean", 0));
+        UNetStepView uv;
+        uv.setResult(r);
+        QVERIFY(rendersSomething(uv));
+    }
+
+    void pngParametersAreA1111Style() {
+        GenerateSettings s;
+        s.prompt = "a dog";
+        s.negativePrompt = "blurry";
+        s.steps = 20;
+        s.guidance = 7.5;
+        s.seed = 42;
+        s.scheduler = "euler_a";
+        s.width = 512;
+        s.height = 768;
+        s.clipSkip = 2;
+        QCOMPARE(s.a1111Parameters(), QString("a dog\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: "
+                                              "7.5, Seed: 42, Size: 512x768, Clip skip: 2"));
+    }
+};
+
+QTEST_MAIN(TestViews)
+#include "test_views.moc"

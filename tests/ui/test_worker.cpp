@@ -1,0 +1,265 @@
+// The pipeline worker on its own thread, driven the way the window drives it, on the tiny
+// reference model: a full generation, every stage request, cancel, closing mid-run, traces, and
+// how long the UI thread is ever kept from its event loop.
+#include "ui/main_window.h"
+#include "ui/worker/pipeline_controller.h"
+#include "ui/worker/pipeline_worker.h"
+
+#include <QElapsedTimer>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+using namespace sdlui;
+
+namespace {
+const QString kTiny = SDLENS_TEST_DATA "/tiny-sd";
+
+GenerateSettings tinySettings(int steps) {
+    GenerateSettings s;
+    s.prompt = "a dog wearing hat";
+    s.steps = steps;
+    s.width = s.height = 128;
+    s.seed = 42;
+    return s;
+}
+
+void loadTiny(PipelineController& c) {
+    QSignalSpy loaded(c.worker(), &PipelineWorker::modelLoaded);
+    QSignalSpy failed(c.worker(), &PipelineWorker::modelFailed);
+    c.loadModel(kTiny);
+    QVERIFY2(loaded.wait(60000), failed.isEmpty() ? "timeout" : qPrintable(failed.first().at(1).toString()));
+}
+
+bool allFinite(const FloatTensor& t) {
+    for (float v : t.values)
+        if (!std::isfinite(v))
+            return false;
+    return !t.isEmpty();
+}
+} // namespace
+
+class TestWorker : public QObject {
+    Q_OBJECT
+private slots:
+    void generateOnTinyModel() {
+        PipelineController c;
+        loadTiny(c);
+        QSignalSpy steps(c.worker(), &PipelineWorker::stepDone);
+        QSignalSpy finished(c.worker(), &PipelineWorker::runFinished);
+        QSignalSpy embeddings(c.worker(), &PipelineWorker::textEmbeddingsReady);
+        QSignalSpy failed(c.worker(), &PipelineWorker::failed);
+
+        // The UI thread's longest gap between ticks of a 10 ms timer while the worker generates.
+        QElapsedTimer clock;
+        qint64 last = 0, worst = 0;
+        QTimer tick;
+        tick.setInterval(10);
+        connect(&tick, &QTimer::timeout, [&] {
+            const qint64 now = clock.elapsed();
+            worst = std::max(worst, now - last);
+            last = now;
+        });
+        clock.start();
+        tick.start();
+        c.generate(tinySettings(8));
+        QVERIFY2(finished.wait(120000), failed.isEmpty() ? "timeout" : qPrintable(failed.first().at(1).toString()));
+        tick.stop();
+        qInfo("UI thread: longest gap between 10 ms timer ticks during a tiny 8-step generation: %lld ms "
+              "(run took %lld ms)",
+              worst, clock.elapsed());
+        QVERIFY(worst < 250);
+
+        QCOMPARE(steps.size(), 8);
+        QCOMPARE(embeddings.size(), 1);
+        const auto run = finished.first().first().value<RunRecord>();
+        QCOMPARE(run.steps.size(), 8);
+        QCOMPARE(run.image.size(), QSize(128, 128));
+        QCOMPARE(run.textEmbeddings.shape, (QVector<int>{2, 77, 32}));
+        QCOMPARE(run.init.shape, (QVector<int>{4, 16, 16}));
+        QCOMPARE(run.condIds.size(), 77);
+        QCOMPARE(run.condIds[2], qint64(1929));  // "dog"
+        for (const auto& s : run.steps) {
+            QVERIFY(allFinite(s.latents));
+            QVERIFY(allFinite(s.predX0));
+            QCOMPARE(s.preview.size(), QSize(16, 16));
+        }
+        QCOMPARE(run.steps.last().index, 7);
+        QVERIFY(run.timesteps.size() >= 8);
+    }
+
+    void everyStageOnTinyModel() {
+        PipelineController c;
+        loadTiny(c);
+        PipelineWorker* w = c.worker();
+        QSignalSpy failed(w, &PipelineWorker::failed);
+
+        QSignalSpy emb(w, &PipelineWorker::embeddingsReady);
+        c.computeEmbeddings("a dog wearing hat", "a cat wearing hat");
+        QVERIFY(emb.wait(30000));
+        const auto e = emb.first().first().value<EmbeddingResult>();
+        QCOMPARE(e.layers.size(), 6);  // embeddings output + 5 layers
+        QCOMPARE(e.layers.last().shape, (QVector<int>{77, 32}));
+        QCOMPARE(e.compareLayers.size(), 6);
+        QCOMPARE(e.tokens[2], QString("dog</w>"));
+
+        // Before any image the latent stages say what they need instead of failing silently.
+        c.noiseProgression("lms", 50, 1);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.size(), 1, 30000);
+        QVERIFY(failed.first().at(1).toString().contains("VAE round trip"));
+
+        QSignalSpy rt(w, &PipelineWorker::roundTripReady);
+        QImage img(100, 70, QImage::Format_RGB888);
+        img.fill(QColor(200, 120, 40));
+        c.roundTrip(img);
+        QVERIFY(rt.wait(30000));
+        const auto r = rt.first().first().value<RoundTripResult>();
+        QCOMPARE(r.original.size(), QSize(96, 64));  // cropped to multiples of 8, and said so
+        QVERIFY(r.adjustment.contains("multiples of 8"));
+        QCOMPARE(r.latents.shape, (QVector<int>{4, 8, 12}));
+        QCOMPARE(r.compression, 48.0);
+        QVERIFY(std::isfinite(r.psnr) && r.ssim <= 1.0 && r.maxError >= 0);
+
+        QSignalSpy prog(w, &PipelineWorker::progressionReady);
+        c.noiseProgression("lms", 50, 1);
+        QVERIFY(prog.wait(30000));
+        const auto p = prog.first().first().value<ProgressionResult>();
+        QCOMPARE(p.atSteps, (QVector<int>{0, 10, 20, 30, 40, 49}));
+        QCOMPARE(p.images.size(), 6);
+        QVERIFY(p.timesteps.first() > p.timesteps.last());
+
+        QSignalSpy probe(w, &PipelineWorker::probeReady);
+        c.unetProbe(40, 50, "", "lms", 1.0, 1);
+        QVERIFY(probe.wait(30000));
+        const auto pr = probe.first().first().value<ProbeResult>();
+        QCOMPARE(pr.noisePred.shape, (QVector<int>{4, 8, 12}));
+        QCOMPARE(pr.predX0Decoded.size(), QSize(96, 64));
+
+        QSignalSpy dec(w, &PipelineWorker::latentsDecoded);
+        c.decodeLatents(7, r.latents);
+        QVERIFY(dec.wait(30000));
+        QCOMPARE(dec.first().at(0).toInt(), 7);
+        QCOMPARE(dec.first().at(1).value<QImage>().size(), QSize(96, 64));
+        QCOMPARE(failed.size(), 1);
+    }
+
+    void cancelMidRun() {
+        PipelineController c;
+        loadTiny(c);
+        QSignalSpy steps(c.worker(), &PipelineWorker::stepDone);
+        QSignalSpy cancelled(c.worker(), &PipelineWorker::runCancelled);
+        QSignalSpy finished(c.worker(), &PipelineWorker::runFinished);
+        c.generate(tinySettings(200));
+        QVERIFY(steps.wait(60000));
+        c.cancel();
+        QVERIFY(cancelled.wait(30000));
+        QVERIFY(finished.isEmpty());
+        QVERIFY(steps.size() < 200);
+        // The worker takes the next request normally.
+        c.generate(tinySettings(3));
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(finished.first().first().value<RunRecord>().steps.size(), 3);
+    }
+
+    void closeWindowDuringRun() {
+        MainWindow::Options options;
+        options.persistSettings = false;
+        options.model = kTiny;
+        auto* window = new MainWindow(options);
+        window->show();
+        QSignalSpy ready(window, &MainWindow::modelReady);
+        QVERIFY(ready.wait(60000));
+        window->setRunSettings("euler", 200, 128, 128, 1);
+        window->setPrompt("a dog wearing hat");
+        QSignalSpy steps(window->controller()->worker(), &PipelineWorker::stepDone);
+        window->generate();
+        QVERIFY(window->isRunning());
+        QVERIFY(steps.wait(60000));
+        QElapsedTimer t;
+        t.start();
+        window->close();
+        delete window;  // cancels, lets the current U-Net call finish, joins the thread
+        qInfo("closing mid-run took %lld ms", t.elapsed());
+        QVERIFY(t.elapsed() < 5000);
+    }
+
+    // The same measurement with the whole window receiving every step (previews, channel strips,
+    // schedule marker, progress): what a user would feel.
+    void windowStaysResponsiveDuringGeneration() {
+        MainWindow::Options options;
+        options.persistSettings = false;
+        options.model = kTiny;
+        MainWindow window(options);
+        window.show();
+        QSignalSpy ready(&window, &MainWindow::modelReady);
+        QVERIFY(ready.wait(60000));
+        window.setRunSettings("lms", 20, 256, 256, 3);
+        window.setPrompt("a dog wearing hat");
+        QSignalSpy finished(window.controller()->worker(), &PipelineWorker::runFinished);
+        QElapsedTimer clock;
+        qint64 last = 0, worst = 0;
+        QTimer tick;
+        tick.setInterval(10);
+        connect(&tick, &QTimer::timeout, [&] {
+            const qint64 now = clock.elapsed();
+            worst = std::max(worst, now - last);
+            last = now;
+        });
+        clock.start();
+        tick.start();
+        window.generate();
+        QVERIFY(finished.wait(120000));
+        QTest::qWait(300);  // the final image and the last step's views are drawn after the signal
+        tick.stop();
+        qInfo("UI thread with the full window: longest gap between 10 ms timer ticks during a 20-step "
+              "256x256 tiny generation: %lld ms (run took %lld ms)",
+              worst, clock.elapsed());
+        QVERIFY(worst < 250);
+    }
+
+    void traceRoundTripWithoutModel() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("run.safetensors");
+        RunRecord run;
+        {
+            PipelineController c;
+            loadTiny(c);
+            QSignalSpy finished(c.worker(), &PipelineWorker::runFinished);
+            c.generate(tinySettings(4));
+            QVERIFY(finished.wait(60000));
+            run = finished.first().first().value<RunRecord>();
+            QSignalSpy saved(c.worker(), &PipelineWorker::traceSaved);
+            c.saveTrace(path, run);
+            QVERIFY(saved.wait(30000));
+        }
+        PipelineController fresh;  // no model loaded
+        QSignalSpy opened(fresh.worker(), &PipelineWorker::traceOpened);
+        fresh.openTrace(path);
+        QVERIFY(opened.wait(30000));
+        const auto back = opened.first().first().value<RunRecord>();
+        QVERIFY(back.fromTrace);
+        QCOMPARE(back.settings.prompt, run.settings.prompt);
+        QCOMPARE(back.settings.seed, run.settings.seed);
+        QCOMPARE(back.steps.size(), 4);
+        QCOMPARE(back.steps[2].latents.values, run.steps[2].latents.values);
+        QCOMPARE(back.steps[2].preview.size(), QSize(16, 16));
+        QCOMPARE(back.image.size(), QSize(128, 128));
+        QCOMPARE(back.condIds, run.condIds);
+    }
+
+    void badModelIsAMessage() {
+        PipelineController c;
+        QSignalSpy failed(c.worker(), &PipelineWorker::modelFailed);
+        c.loadModel(SDLENS_TEST_DATA "/no-such-model");
+        QVERIFY(failed.wait(30000));
+        QVERIFY(!failed.first().at(1).toString().isEmpty());
+        QSignalSpy opFailed(c.worker(), &PipelineWorker::failed);
+        c.generate(tinySettings(2));
+        QVERIFY(opFailed.wait(30000));
+        QVERIFY(opFailed.first().at(1).toString().contains("No model"));
+    }
+};
+
+QTEST_MAIN(TestWorker)
+#include "test_worker.moc"

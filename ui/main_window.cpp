@@ -1,0 +1,842 @@
+#include "ui/main_window.h"
+
+#include "core/io/safetensors.h"
+#include "ui/sample_image.h"
+#include "ui/views/common.h"
+#include "ui/views/embeddings_view.h"
+#include "ui/views/generate_view.h"
+#include "ui/views/latents_view.h"
+#include "ui/views/progression_view.h"
+#include "ui/views/schedule_view.h"
+#include "ui/views/tokens_view.h"
+#include "ui/views/unet_step_view.h"
+#include "ui/views/vae_view.h"
+#include "ui/worker/pipeline_controller.h"
+#include "ui/worker/pipeline_worker.h"
+#include "ui/worker/runtime_info.h"
+#include "ui/worker/schedules.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QCoreApplication>
+#include <QDir>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QImageReader>
+#include <QImageWriter>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QMenuBar>
+#include <QMimeData>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QRandomGenerator>
+#include <QRegularExpressionValidator>
+#include <QSettings>
+#include <QShortcut>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStackedWidget>
+#include <QStandardPaths>
+#include <QStatusBar>
+#include <QTimer>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include <unistd.h>
+
+namespace sdlui {
+
+namespace {
+const char* kStageNames[] = {"1  Tokens",        "2  Embeddings",       "3  Latents",
+                             "4  Noise schedule", "5  Noise progression", "6  One U-Net step",
+                             "7  Generate & step through", "8  VAE round trip"};
+
+// A trace and a model checkpoint are both .safetensors; a trace has the run's step tensors.
+bool isTraceFile(const QString& path) {
+    try {
+        const auto f = sdl::SafetensorsFile::open(path.toStdString());
+        return f->contains("steps") && f->contains("timesteps") && f->contains("init");
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+QString humanCount(qint64 n) {
+    if (n >= 1000000000)
+        return QString::number(n / 1e9, 'f', 2) + " B";
+    if (n >= 1000000)
+        return QString::number(n / 1e6, 'f', 1) + " M";
+    if (n >= 1000)
+        return QString::number(n / 1e3, 'f', 1) + " k";
+    return QString::number(n);
+}
+
+int roundTo8(int v) { return std::max(8, (v + 4) / 8 * 8); }
+} // namespace
+
+MainWindow::MainWindow(const Options& options, QWidget* parent)
+    : QMainWindow(parent), options_(options), controller_(new PipelineController) {
+    setWindowTitle("SD Lens");
+    setAcceptDrops(true);
+    resize(1440, 920);
+
+    auto* central = new QWidget;
+    auto* outer = new QVBoxLayout(central);
+    outer->setContentsMargins(6, 6, 6, 0);
+    outer->addWidget(buildPromptBar());
+    modelBanner_ = new Banner;
+    errorBanner_ = new Banner;
+    outer->addWidget(modelBanner_);
+    outer->addWidget(errorBanner_);
+
+    auto* split = new QSplitter;
+    navigator_ = new QListWidget;
+    for (const char* name : kStageNames)
+        navigator_->addItem(name);
+    navigator_->setMaximumWidth(230);
+    split->addWidget(navigator_);
+    stack_ = new QStackedWidget;
+    tokensView_ = new TokensView;
+    embeddingsView_ = new EmbeddingsView;
+    latentsView_ = new LatentsView;
+    scheduleView_ = new ScheduleView;
+    progressionView_ = new ProgressionView;
+    unetView_ = new UNetStepView;
+    generateView_ = new GenerateView;
+    vaeView_ = new VaeView;
+    for (QWidget* w : std::initializer_list<QWidget*>{tokensView_, embeddingsView_, latentsView_, scheduleView_,
+                                                      progressionView_, unetView_, generateView_, vaeView_})
+        stack_->addWidget(w);
+    split->addWidget(stack_);
+    split->setStretchFactor(1, 1);
+    outer->addWidget(split, 1);
+    setCentralWidget(central);
+
+    auto* dock = new QDockWidget("Settings");
+    dock->setObjectName("settingsDock");
+    dock->setWidget(buildSettingsPanel());
+    dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+    addDockWidget(Qt::RightDockWidgetArea, dock);
+
+    buildMenus();
+    buildStatusBar();
+
+    embedTimer_ = new QTimer(this);
+    embedTimer_->setSingleShot(true);
+    embedTimer_->setInterval(400);  // encode once typing pauses, not on every key
+    connect(embedTimer_, &QTimer::timeout, this, [this] {
+        if (modelLoaded_ && stack_->currentIndex() == Embeddings)
+            controller_->computeEmbeddings(prompt_->toPlainText(), embeddingsView_->comparePrompt());
+    });
+    connect(navigator_, &QListWidget::currentRowChanged, this, [this](int row) {
+        stack_->setCurrentIndex(row);
+        stageShown(row);
+    });
+    connect(prompt_, &QPlainTextEdit::textChanged, this, [this] {
+        const QString text = prompt_->toPlainText();
+        tokensView_->setPrompt(text);
+        embeddingsView_->setPrompt(text);
+        embeddingsStale_ = true;
+        embedTimer_->start();
+    });
+    connect(embeddingsView_, &EmbeddingsView::computeRequested, this, [this](const QString& p, const QString& c) {
+        controller_->computeEmbeddings(p, c);
+    });
+    connect(vaeView_, &VaeView::roundTripRequested, this, [this](const QImage& img, const QString&) {
+        roundTripPending_ = true;
+        controller_->roundTrip(img);
+    });
+    connect(progressionView_, &ProgressionView::runRequested, this, [this] {
+        ensureImage();
+        const auto s = currentSettings();
+        controller_->noiseProgression(s.scheduler, s.steps, s.seed);
+    });
+    connect(unetView_, &UNetStepView::runRequested, this, [this](int step, const QString& prompt, double g) {
+        ensureImage();
+        const auto s = currentSettings();
+        controller_->unetProbe(step, s.steps, prompt, s.scheduler, g, s.seed);
+    });
+    connect(generateView_, &GenerateView::decodeRequested, this, [this](int step, const FloatTensor& x0) {
+        controller_->decodeLatents(step, x0);
+    });
+    connect(generateView_, &GenerateView::currentStepChanged, this, [this](const StepRecord& s) {
+        scheduleView_->setCurrentStep(s.index);
+        latentsView_->setStep(s);
+    });
+    connectWorker();
+
+    loadSettings();
+    tokensView_->setPrompt(prompt_->toPlainText());
+    embeddingsView_->setPrompt(prompt_->toPlainText());
+    settingsChanged();
+    if (navigator_->currentRow() < 0)
+        navigator_->setCurrentRow(Generate);
+
+    auto* memoryTimer = new QTimer(this);
+    connect(memoryTimer, &QTimer::timeout, this, &MainWindow::updateMemory);
+    memoryTimer->start(1000);
+    updateMemory();
+
+    QTimer::singleShot(0, this, &MainWindow::startWithModel);
+}
+
+MainWindow::~MainWindow() {
+    // Stop and join the worker before the widgets its queued results would go to disappear.
+    if (makeModel_.state() != QProcess::NotRunning) {
+        makeModel_.kill();
+        makeModel_.waitForFinished(2000);
+    }
+    delete controller_;
+}
+
+QWidget* MainWindow::buildPromptBar() {
+    auto* bar = new QWidget;
+    auto* layout = new QHBoxLayout(bar);
+    layout->setContentsMargins(0, 0, 0, 0);
+    auto* fields = new QVBoxLayout;
+    prompt_ = new QPlainTextEdit;
+    prompt_->setPlaceholderText("Prompt, e.g. a photograph of an astronaut riding a horse");
+    prompt_->setFixedHeight(prompt_->fontMetrics().lineSpacing() * 3 + 12);
+    prompt_->setTabChangesFocus(true);
+    fields->addWidget(prompt_);
+    negative_ = new QLineEdit;
+    negative_->setPlaceholderText("Negative prompt (empty: unconditional)");
+    fields->addWidget(negative_);
+    layout->addLayout(fields, 1);
+    auto* buttons = new QVBoxLayout;
+    generateButton_ = new QPushButton("Generate");
+    generateButton_->setToolTip("Ctrl+Enter");
+    generateButton_->setDefault(true);
+    generateButton_->setMinimumHeight(40);
+    cancelButton_ = new QPushButton("Cancel");
+    cancelButton_->setEnabled(false);
+    cancelButton_->setToolTip("Esc — stops before the next U-Net call");
+    buttons->addWidget(generateButton_);
+    buttons->addWidget(cancelButton_);
+    layout->addLayout(buttons);
+    connect(generateButton_, &QPushButton::clicked, this, &MainWindow::generate);
+    connect(cancelButton_, &QPushButton::clicked, this, &MainWindow::cancel);
+    for (const auto& key : {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)})
+        connect(new QShortcut(key, this), &QShortcut::activated, this, &MainWindow::generate);
+    connect(new QShortcut(QKeySequence(Qt::Key_Escape), this), &QShortcut::activated, this, &MainWindow::cancel);
+    return bar;
+}
+
+QWidget* MainWindow::buildSettingsPanel() {
+    auto* panel = new QWidget;
+    auto* form = new QFormLayout(panel);
+    modelName_ = new QLabel("no model");
+    modelName_->setWordWrap(true);
+    modelName_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    form->addRow("Model:", modelName_);
+    auto* modelButtons = new QHBoxLayout;
+    auto* openFolder = new QPushButton("Folder…");
+    openFolder->setToolTip("Open a diffusers model folder (with model_index.json)");
+    auto* openFile = new QPushButton("File…");
+    openFile->setToolTip("Open a single-file SD 1.x checkpoint (.safetensors)");
+    modelButtons->addWidget(openFolder);
+    modelButtons->addWidget(openFile);
+    form->addRow(modelButtons);
+    connect(openFolder, &QPushButton::clicked, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, "Open a diffusers model folder");
+        if (!dir.isEmpty())
+            openModel(dir);
+    });
+    connect(openFile, &QPushButton::clicked, this, [this] {
+        const QString file = QFileDialog::getOpenFileName(this, "Open a single-file model", QString(),
+                                                          "Safetensors (*.safetensors)");
+        if (!file.isEmpty())
+            openModel(file);
+    });
+
+    scheduler_ = new QComboBox;
+    scheduler_->addItems(schedulerNames());
+    form->addRow("Scheduler:", scheduler_);
+    karras_ = new QCheckBox("Karras sigmas");
+    form->addRow(QString(), karras_);
+    steps_ = new QSpinBox;
+    steps_->setRange(1, 200);
+    steps_->setValue(50);
+    form->addRow("Steps:", steps_);
+    guidance_ = new QDoubleSpinBox;
+    guidance_->setRange(1, 30);
+    guidance_->setSingleStep(0.5);
+    guidance_->setValue(7.5);
+    form->addRow("Guidance:", guidance_);
+    auto* seedRow = new QHBoxLayout;
+    seed_ = new QLineEdit("0");
+    seed_->setValidator(new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_));
+    seedRow->addWidget(seed_, 1);
+    seedLock_ = new QCheckBox("lock");
+    seedLock_->setToolTip("Locked: every Generate uses this seed. Unlocked: a new random seed each time.");
+    seedRow->addWidget(seedLock_);
+    auto* dice = new QToolButton;
+    dice->setText("🎲");
+    dice->setToolTip("New random seed");
+    seedRow->addWidget(dice);
+    form->addRow("Seed:", seedRow);
+    connect(dice, &QToolButton::clicked, this,
+            [this] { seed_->setText(QString::number(QRandomGenerator::global()->bounded(1u << 31))); });
+    auto makeSize = [] {
+        auto* s = new QSpinBox;
+        s->setRange(64, 2048);
+        s->setSingleStep(8);
+        s->setValue(512);
+        s->setSuffix(" px");
+        s->setToolTip("A multiple of 8: the VAE works on 8×8 pixel blocks");
+        return s;
+    };
+    width_ = makeSize();
+    height_ = makeSize();
+    form->addRow("Width:", width_);
+    form->addRow("Height:", height_);
+    for (QSpinBox* s : {width_, height_})
+        connect(s, &QSpinBox::editingFinished, this, [s] { s->setValue(roundTo8(s->value())); });
+    clipSkip_ = new QSpinBox;
+    clipSkip_->setRange(1, 4);
+    clipSkip_->setToolTip("1: the text encoder's last layer; 2: the one before it (as some fine-tunes expect)");
+    form->addRow("Clip skip:", clipSkip_);
+    device_ = new QComboBox;
+    device_->addItems(availableDevices());
+    form->addRow("Device:", device_);
+    dtype_ = new QComboBox;
+    dtype_->addItems({"auto", "fp32", "fp16", "bf16"});
+    dtype_->setToolTip("auto: fp32 on the CPU, fp16 on CUDA");
+    form->addRow("Precision:", dtype_);
+    connect(device_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);
+    connect(dtype_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);
+    connect(scheduler_, &QComboBox::currentTextChanged, this, &MainWindow::settingsChanged);
+    connect(steps_, &QSpinBox::valueChanged, this, &MainWindow::settingsChanged);
+    connect(karras_, &QCheckBox::toggled, this, &MainWindow::settingsChanged);
+    return panel;
+}
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu("&File");
+    file->addAction("Open model &folder…", QKeySequence::Open, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, "Open a diffusers model folder");
+        if (!dir.isEmpty())
+            openModel(dir);
+    });
+    file->addAction("Open model f&ile…", this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, "Open a single-file model", QString(),
+                                                       "Safetensors (*.safetensors)");
+        if (!f.isEmpty())
+            openModel(f);
+    });
+    recentMenu_ = file->addMenu("&Recent models");
+    file->addAction("Use the &demo model", this, &MainWindow::useDemoModel);
+    file->addSeparator();
+    file->addAction("Open &image for the VAE…", this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, "Open an image", QString(),
+                                                          "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)");
+        if (path.isEmpty())
+            return;
+        QImageReader reader(path);
+        reader.setAutoTransform(true);
+        const QImage img = reader.read();
+        if (img.isNull())
+            return showError("Could not open the image", path + ": " + reader.errorString());
+        showStage(Vae);
+        vaeView_->openImage(img, QFileInfo(path).fileName());
+    });
+    file->addAction("Open &run (trace)…", this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, "Open a saved run", QString(),
+                                                          "SD Lens traces (*.safetensors)");
+        if (!path.isEmpty())
+            openTrace(path);
+    });
+    file->addSeparator();
+    file->addAction("&Save image…", QKeySequence::Save, this, &MainWindow::saveImage);
+    file->addAction("Save r&un (trace)…", this, &MainWindow::saveRun);
+    file->addSeparator();
+    file->addAction("&Quit", QKeySequence::Quit, this, &QWidget::close);
+
+    QMenu* view = menuBar()->addMenu("&Stages");
+    for (int i = 0; i < StageCount; ++i)
+        view->addAction(QString(kStageNames[i]).simplified(), QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), this,
+                        [this, i] { showStage(Stage(i)); });
+    updateRecentMenu();
+}
+
+void MainWindow::buildStatusBar() {
+    statusModel_ = new QLabel("no model");
+    statusDevice_ = new QLabel;
+    statusMemory_ = new QLabel;
+    statusBusy_ = new QLabel;
+    progress_ = new QProgressBar;
+    progress_->setMaximumWidth(220);
+    progress_->setTextVisible(true);
+    progress_->setFormat("%v / %m");
+    progress_->setValue(0);
+    statusRate_ = new QLabel;
+    statusBar()->addWidget(statusModel_, 1);
+    statusBar()->addWidget(statusBusy_);
+    statusBar()->addPermanentWidget(progress_);
+    statusBar()->addPermanentWidget(statusRate_);
+    statusBar()->addPermanentWidget(statusDevice_);
+    statusBar()->addPermanentWidget(statusMemory_);
+}
+
+void MainWindow::connectWorker() {
+    PipelineWorker* w = controller_->worker();
+    connect(w, &PipelineWorker::busyChanged, this, [this](const QString& what) {
+        statusBusy_->setText(what.isEmpty() ? QString() : what + "…");
+    });
+    connect(w, &PipelineWorker::modelLoaded, this, [this](const ModelSummary& s) {
+        modelLoaded_ = true;
+        modelPath_ = s.path;
+        const bool demo = QDir(s.path) == QDir(demoModelPath());
+        const QString name = QFileInfo(s.path).fileName();
+        modelName_->setText(QString("%1<br><small>%2, %3 parameters, D = %4</small>")
+                                .arg(name.toHtmlEscaped(), s.layout)
+                                .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden));
+        statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
+        statusDevice_->setText(s.device + " · " + s.dtype);
+        if (demo)
+            modelBanner_->show(Banner::Kind::Warning,
+                               "<b>This is the tiny demo model:</b> its weights are random, so its images are "
+                               "noise. Every stage still works and shows real intermediate values. Open a real "
+                               "SD 1.x model to see pictures: a diffusers folder such as "
+                               "<i>CompVis/stable-diffusion-v1-4</i> (File ▸ Open model folder), or a single-file "
+                               "<i>.safetensors</i> checkpoint (File ▸ Open model file), or drop either here.");
+        else
+            modelBanner_->hide();
+        if (!demo)
+            addRecentModel(s.path);
+        roundTripDone_ = false;
+        progressionStale_ = probeStale_ = embeddingsStale_ = true;
+        generateView_->setDecodingAvailable(true);
+        stageShown(stack_->currentIndex());
+        emit modelReady(s);
+    });
+    connect(w, &PipelineWorker::modelFailed, this, [this](const QString& path, const QString& message) {
+        modelLoaded_ = false;
+        statusModel_->setText("no model");
+        modelName_->setText("no model");
+        showError("Could not open the model " + QFileInfo(path).fileName(), message);
+    });
+    connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString& message) {
+        if (op == "VAE round trip")
+            roundTripPending_ = false;
+        showError(op + " failed", message);
+    });
+    connect(w, &PipelineWorker::message, this, [this](const QString& text) { statusBar()->showMessage(text, 8000); });
+    connect(w, &PipelineWorker::runStarted, this, [this](const GenerateSettings& s) {
+        runTimer_.start();
+        progress_->setRange(0, s.steps);
+        progress_->setValue(0);
+        statusRate_->clear();
+        generateView_->beginRun(s);
+        scheduleView_->setScheduler(s.scheduler, s.steps, s.karras);
+    });
+    connect(w, &PipelineWorker::timestepsReady, this, [this](const QVector<double>& t, const QVector<double>& s) {
+        generateView_->setSchedule(t, s);
+        scheduleView_->setRunSchedule(t, s);
+        progress_->setRange(0, t.size());
+    });
+    connect(w, &PipelineWorker::stepDone, this, [this](const StepRecord& s) {
+        generateView_->addStep(s);
+        progress_->setRange(0, s.total);
+        progress_->setValue(s.index + 1);
+        const double secs = runTimer_.elapsed() / 1000.0;
+        const double rate = secs > 0 ? (s.index + 1) / secs : 0;
+        const int eta = rate > 0 ? int((s.total - s.index - 1) / rate + 0.5) : 0;
+        statusRate_->setText(QString("%1 it/s · ETA %2:%3").arg(rate, 0, 'f', 2).arg(eta / 60)
+                                 .arg(eta % 60, 2, 10, QChar('0')));
+    });
+    connect(w, &PipelineWorker::runFinished, this, [this](const RunRecord& run) {
+        lastRun_ = run;
+        setRunning(false);
+        generateView_->finishRun(run);
+        latentsView_->setInitialNoise(run.init);
+        statusBar()->showMessage(QString("Generated in %1 s").arg(run.seconds, 0, 'f', 1), 8000);
+    });
+    connect(w, &PipelineWorker::runCancelled, this, [this] {
+        setRunning(false);
+        generateView_->runStopped("Cancelled.");
+        statusBar()->showMessage("Cancelled", 5000);
+    });
+    connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString&) {
+        if (op == "Generating") {
+            setRunning(false);
+            generateView_->runStopped("The run failed.");
+        }
+    });
+    connect(w, &PipelineWorker::embeddingsReady, this, [this](const EmbeddingResult& r) {
+        embeddingsStale_ = false;
+        embeddingsView_->setResult(r);
+    });
+    connect(w, &PipelineWorker::roundTripReady, this, [this](const RoundTripResult& r) {
+        roundTripDone_ = true;
+        roundTripPending_ = false;
+        progressionStale_ = probeStale_ = true;
+        vaeView_->setResult(r);
+        latentsView_->setEncodedImage(r.original, r.latents);
+        stageShown(stack_->currentIndex());
+    });
+    connect(w, &PipelineWorker::progressionReady, this, [this](const ProgressionResult& r) {
+        progressionStale_ = false;
+        progressionView_->setResult(r);
+    });
+    connect(w, &PipelineWorker::probeReady, this, [this](const ProbeResult& r) {
+        probeStale_ = false;
+        unetView_->setResult(r);
+    });
+    connect(w, &PipelineWorker::latentsDecoded, generateView_, &GenerateView::setDecoded);
+    connect(w, &PipelineWorker::traceSaved, this,
+            [this](const QString& path) { statusBar()->showMessage("Saved the run to " + path, 8000); });
+    connect(w, &PipelineWorker::traceOpened, this, [this](const RunRecord& run) {
+        lastRun_ = run;
+        generateView_->setDecodingAvailable(modelLoaded_);
+        generateView_->finishRun(run);
+        scheduleView_->setScheduler(run.settings.scheduler, run.settings.steps, run.settings.karras);
+        scheduleView_->setRunSchedule(run.timesteps, run.sigmas);
+        latentsView_->setInitialNoise(run.init);
+        {
+            const QSignalBlocker block(prompt_);
+            prompt_->setPlainText(run.settings.prompt);
+        }
+        tokensView_->setPrompt(run.settings.prompt);
+        embeddingsView_->setPrompt(run.settings.prompt);
+        negative_->setText(run.settings.negativePrompt);
+        showStage(Generate);
+    });
+}
+
+void MainWindow::startWithModel() {
+    if (!options_.model.isEmpty())
+        return openModel(options_.model);
+    const QString last = options_.persistSettings ? QSettings().value("lastModel").toString() : QString();
+    if (!last.isEmpty() && QFileInfo::exists(last))
+        return openModel(last);
+    useDemoModel();
+}
+
+QString MainWindow::demoModelPath() {
+    return QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)).filePath("demo-model");
+}
+
+void MainWindow::useDemoModel() {
+    const QString path = demoModelPath();
+    if (QFileInfo::exists(QDir(path).filePath("model_index.json")))
+        return openModel(path);
+    if (makeModel_.state() != QProcess::NotRunning)
+        return;
+    const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("sdlens-cli");
+    if (!QFileInfo(cli).isExecutable())
+        return showError("Could not create the demo model",
+                         "sdlens-cli was not found next to this program (" + cli +
+                             "). Open a model instead: a diffusers folder or a single-file .safetensors.");
+    QDir().mkpath(QFileInfo(path).path());
+    statusBusy_->setText("Creating the tiny demo model…");
+    modelBanner_->show(Banner::Kind::Info, "Creating the tiny demo model (random weights, a few MB) in " +
+                                               path.toHtmlEscaped() + " …");
+    disconnect(&makeModel_, nullptr, this, nullptr);
+    connect(&makeModel_, &QProcess::finished, this, [this, path](int code, QProcess::ExitStatus status) {
+        statusBusy_->clear();
+        if (status == QProcess::NormalExit && code == 0)
+            return openModel(path);
+        const QString err = QString::fromUtf8(makeModel_.readAllStandardError()).trimmed();
+        showError("Could not create the demo model", err.isEmpty() ? "sdlens-cli make-model failed." : err);
+    });
+    connect(&makeModel_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
+        if (e != QProcess::FailedToStart)
+            return;  // a crash also ends in finished(), which reports it
+        statusBusy_->clear();
+        showError("Could not create the demo model", makeModel_.errorString());
+    });
+    makeModel_.start(cli, {"make-model", "--preset", "tiny", "--out", path});
+}
+
+void MainWindow::openModel(const QString& path) {
+    if (running_)
+        setRunning(false);
+    errorBanner_->hide();
+    modelLoaded_ = false;
+    statusModel_->setText("Loading " + QFileInfo(path).fileName() + "…");
+    controller_->loadModel(path, device_->currentText(), dtype_->currentText());
+}
+
+void MainWindow::reloadModel() {
+    if (!modelPath_.isEmpty())
+        openModel(modelPath_);
+}
+
+void MainWindow::openTrace(const QString& path) { controller_->openTrace(path); }
+
+QWidget* MainWindow::stageWidget(Stage s) const { return stack_->widget(s); }
+
+void MainWindow::showStage(Stage s) { navigator_->setCurrentRow(s); }
+
+void MainWindow::setPrompt(const QString& prompt, const QString& negative) {
+    prompt_->setPlainText(prompt);
+    negative_->setText(negative);
+}
+
+void MainWindow::setRunSettings(const QString& scheduler, int steps, int width, int height, quint64 seed) {
+    scheduler_->setCurrentText(scheduler);
+    steps_->setValue(steps);
+    width_->setValue(width);
+    height_->setValue(height);
+    seed_->setText(QString::number(seed));
+    seedLock_->setChecked(true);
+}
+
+GenerateSettings MainWindow::currentSettings() const {
+    GenerateSettings s;
+    s.prompt = prompt_->toPlainText();
+    s.negativePrompt = negative_->text();
+    s.scheduler = scheduler_->currentText();
+    s.karras = karras_->isChecked();
+    s.steps = steps_->value();
+    s.guidance = guidance_->value();
+    s.seed = seed_->text().toULongLong();
+    s.width = roundTo8(width_->value());
+    s.height = roundTo8(height_->value());
+    s.clipSkip = clipSkip_->value();
+    s.model = modelPath_;
+    return s;
+}
+
+QString MainWindow::bannerText() const {
+    return (modelBanner_->isVisibleTo(this) ? modelBanner_->text() : QString()) + "\n" +
+           (errorBanner_->isVisibleTo(this) ? errorBanner_->text() : QString());
+}
+
+void MainWindow::generate() {
+    if (running_)
+        return;
+    if (!modelLoaded_)
+        return showError("No model yet", "Wait for the model to load, or open one (File ▸ Open model folder).");
+    if (!seedLock_->isChecked())
+        seed_->setText(QString::number(QRandomGenerator::global()->bounded(1u << 31)));
+    errorBanner_->hide();
+    setRunning(true);
+    showStage(Generate);
+    controller_->generate(currentSettings());
+}
+
+void MainWindow::cancel() {
+    if (!running_)
+        return;
+    controller_->cancel();
+    statusBusy_->setText("Cancelling…");
+}
+
+void MainWindow::setRunning(bool running) {
+    running_ = running;
+    generateButton_->setEnabled(!running);
+    cancelButton_->setEnabled(running);
+    if (!running)
+        statusRate_->setText(statusRate_->text().section(" · ETA", 0, 0));
+}
+
+void MainWindow::settingsChanged() {
+    scheduleView_->setScheduler(scheduler_->currentText(), steps_->value(), karras_->isChecked());
+    unetView_->setStepCount(steps_->value());
+    progressionStale_ = probeStale_ = true;
+}
+
+// Views 3, 5, 6 and 8 work on an image's latents; until the user brings one, the drawn sample
+// image goes through the VAE so they have something to show.
+void MainWindow::ensureImage() {
+    if (roundTripDone_ || roundTripPending_ || !modelLoaded_)
+        return;
+    const int size = std::min(512, roundTo8(std::max(width_->value(), 128)));
+    vaeView_->openImage(sampleImage(size), "the sample drawing");
+}
+
+void MainWindow::stageShown(int stage) {
+    if (!modelLoaded_)
+        return;
+    switch (stage) {
+    case Latents:
+    case Vae:
+        ensureImage();
+        break;
+    case Progression:
+        ensureImage();
+        if (roundTripDone_ && progressionStale_) {
+            progressionStale_ = false;
+            const auto s = currentSettings();
+            controller_->noiseProgression(s.scheduler, s.steps, s.seed);
+        }
+        break;
+    case UNetStep:
+        ensureImage();
+        if (roundTripDone_ && probeStale_) {
+            probeStale_ = false;
+            const auto s = currentSettings();
+            controller_->unetProbe(unetView_->step(), s.steps, unetView_->prompt(), s.scheduler, unetView_->guidance(),
+                                   s.seed);
+        }
+        break;
+    case Embeddings:
+        if (embeddingsStale_) {
+            embeddingsStale_ = false;
+            controller_->computeEmbeddings(prompt_->toPlainText(), embeddingsView_->comparePrompt());
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void MainWindow::showError(const QString& title, const QString& message) {
+    errorBanner_->show(Banner::Kind::Error,
+                       QString("<b>%1.</b> %2").arg(title.toHtmlEscaped(), message.toHtmlEscaped()));
+}
+
+void MainWindow::addRecentModel(const QString& path) {
+    if (!options_.persistSettings)
+        return;
+    QSettings settings;
+    QStringList recent = settings.value("recentModels").toStringList();
+    recent.removeAll(path);
+    recent.prepend(path);
+    settings.setValue("recentModels", recent.mid(0, 8));
+    settings.setValue("lastModel", path);
+    updateRecentMenu();
+}
+
+void MainWindow::updateRecentMenu() {
+    recentMenu_->clear();
+    const QStringList recent =
+        options_.persistSettings ? QSettings().value("recentModels").toStringList() : QStringList();
+    for (const QString& path : recent)
+        recentMenu_->addAction(path, this, [this, path] { openModel(path); });
+    recentMenu_->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::updateMemory() {
+    QFile statm("/proc/self/statm");
+    if (!statm.open(QIODevice::ReadOnly))
+        return;
+    const QList<QByteArray> fields = statm.readAll().split(' ');
+    if (fields.size() < 2)
+        return;
+    const double rss = fields[1].toDouble() * double(sysconf(_SC_PAGESIZE));
+    statusMemory_->setText(QString("RSS %1 GiB").arg(rss / (1 << 30), 0, 'f', 2));
+}
+
+void MainWindow::saveImage() {
+    if (lastRun_.image.isNull())
+        return showError("Nothing to save yet", "Generate an image first.");
+    const QString path = QFileDialog::getSaveFileName(this, "Save image", "sdlens.png", "PNG (*.png)");
+    if (path.isEmpty())
+        return;
+    QImageWriter writer(path, "png");
+    writer.setText("parameters", lastRun_.settings.a1111Parameters());
+    if (!writer.write(lastRun_.image))
+        showError("Could not save the image", path + ": " + writer.errorString());
+    else
+        statusBar()->showMessage("Saved " + path, 8000);
+}
+
+void MainWindow::saveRun() {
+    if (lastRun_.steps.isEmpty())
+        return showError("Nothing to save yet", "Generate an image first.");
+    const QString path =
+        QFileDialog::getSaveFileName(this, "Save the run", "run.safetensors", "SD Lens traces (*.safetensors)");
+    if (!path.isEmpty())
+        controller_->saveTrace(path, lastRun_);
+}
+
+void MainWindow::loadSettings() {
+    if (!options_.persistSettings)
+        return;
+    QSettings s;
+    restoreGeometry(s.value("geometry").toByteArray());
+    restoreState(s.value("windowState").toByteArray());
+    prompt_->setPlainText(s.value("prompt", "a photograph of an astronaut riding a horse").toString());
+    negative_->setText(s.value("negativePrompt").toString());
+    scheduler_->setCurrentText(s.value("scheduler", "lms").toString());
+    karras_->setChecked(s.value("karras", false).toBool());
+    steps_->setValue(s.value("steps", 50).toInt());
+    guidance_->setValue(s.value("guidance", 7.5).toDouble());
+    seed_->setText(s.value("seed", "0").toString());
+    seedLock_->setChecked(s.value("seedLocked", true).toBool());
+    width_->setValue(s.value("width", 512).toInt());
+    height_->setValue(s.value("height", 512).toInt());
+    clipSkip_->setValue(s.value("clipSkip", 1).toInt());
+    {
+        const QSignalBlocker b1(device_), b2(dtype_);
+        device_->setCurrentText(s.value("device", "cpu").toString());
+        dtype_->setCurrentText(s.value("dtype", "auto").toString());
+    }
+    embeddingsView_->setComparePrompt(s.value("comparePrompt").toString());
+    navigator_->setCurrentRow(s.value("stage", int(Generate)).toInt());
+}
+
+void MainWindow::saveSettings() {
+    if (!options_.persistSettings)
+        return;
+    QSettings s;
+    s.setValue("geometry", saveGeometry());
+    s.setValue("windowState", saveState());
+    s.setValue("prompt", prompt_->toPlainText());
+    s.setValue("negativePrompt", negative_->text());
+    s.setValue("scheduler", scheduler_->currentText());
+    s.setValue("karras", karras_->isChecked());
+    s.setValue("steps", steps_->value());
+    s.setValue("guidance", guidance_->value());
+    s.setValue("seed", seed_->text());
+    s.setValue("seedLocked", seedLock_->isChecked());
+    s.setValue("width", width_->value());
+    s.setValue("height", height_->value());
+    s.setValue("clipSkip", clipSkip_->value());
+    s.setValue("device", device_->currentText());
+    s.setValue("dtype", dtype_->currentText());
+    s.setValue("comparePrompt", embeddingsView_->comparePrompt());
+    s.setValue("stage", stack_->currentIndex());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+    saveSettings();
+    controller_->cancel();  // the worker stops before its next U-Net call; ~MainWindow joins it
+    e->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+    if (e->mimeData()->hasUrls() || e->mimeData()->hasImage())
+        e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e) {
+    const QMimeData* m = e->mimeData();
+    e->acceptProposedAction();
+    if (m->hasImage() && !m->hasUrls()) {
+        showStage(Vae);
+        return vaeView_->openImage(qvariant_cast<QImage>(m->imageData()), "dropped image");
+    }
+    if (!m->hasUrls())
+        return;
+    const QString path = m->urls().first().toLocalFile();
+    const QFileInfo info(path);
+    if (info.isDir())
+        return openModel(path);
+    if (path.endsWith(".safetensors", Qt::CaseInsensitive))
+        return isTraceFile(path) ? openTrace(path) : openModel(path);
+    QImageReader reader(path);
+    reader.setAutoTransform(true);
+    const QImage img = reader.read();
+    if (img.isNull())
+        return showError("Cannot open " + info.fileName(),
+                         "Drop a diffusers model folder, a .safetensors model or run, or an image.");
+    showStage(Vae);
+    vaeView_->openImage(img, info.fileName());
+}
+
+} // namespace sdlui

@@ -1,0 +1,111 @@
+#include "ui/screenshots.h"
+
+#include "ui/main_window.h"
+#include "ui/views/embeddings_view.h"
+#include "ui/views/generate_view.h"
+#include "ui/views/schedule_view.h"
+#include "ui/worker/pipeline_controller.h"
+#include "ui/worker/pipeline_worker.h"
+
+#include <QCheckBox>
+#include <QDir>
+#include <QEventLoop>
+#include <QTimer>
+#include <QtGlobal>
+
+#include <cstdio>
+
+namespace sdlui {
+
+namespace {
+// Runs `action`, then the event loop until `sender` emits `signal` or a failure is reported.
+template <typename Sender, typename Signal, typename Action>
+bool waitFor(Sender* sender, Signal signal, PipelineWorker* worker, int timeoutMs, Action action) {
+    QEventLoop loop;
+    QTimer timer;
+    timer.setSingleShot(true);
+    QObject::connect(sender, signal, &loop, [&] { loop.exit(0); });
+    QObject::connect(worker, &PipelineWorker::failed, &loop, [&](const QString& op, const QString& msg) {
+        std::fprintf(stderr, "screenshots: %s failed: %s\n", qPrintable(op), qPrintable(msg));
+        loop.exit(1);
+    });
+    QObject::connect(worker, &PipelineWorker::modelFailed, &loop, [&](const QString& path, const QString& msg) {
+        std::fprintf(stderr, "screenshots: could not open %s: %s\n", qPrintable(path), qPrintable(msg));
+        loop.exit(1);
+    });
+    QObject::connect(&timer, &QTimer::timeout, &loop, [&] { loop.exit(2); });
+    timer.start(timeoutMs);
+    action();
+    return loop.exec() == 0;
+}
+
+void settle(int ms) {
+    QEventLoop loop;
+    QTimer::singleShot(ms, &loop, &QEventLoop::quit);
+    loop.exec();
+}
+} // namespace
+
+int renderScreenshots(const QString& dir, const QString& model) {
+    if (!QDir().mkpath(dir)) {
+        std::fprintf(stderr, "screenshots: cannot create %s\n", qPrintable(dir));
+        return 1;
+    }
+    MainWindow::Options options;
+    options.persistSettings = false;
+    options.model = model;
+    MainWindow window(options);
+    window.resize(1440, 900);
+    window.setPrompt("a photograph of an astronaut riding a horse");
+    window.setRunSettings("lms", 20, 256, 256, 42);
+    window.show();
+    PipelineWorker* w = window.controller()->worker();
+    constexpr int kTimeout = 300000;
+
+    if (!waitFor(&window, &MainWindow::modelReady, w, kTimeout, [] {}))
+        return 1;
+    auto shoot = [&](MainWindow::Stage stage, const char* name) {
+        window.showStage(stage);
+        settle(200);
+        const QString path = QDir(dir).filePath(name);
+        if (!window.grab().save(path)) {
+            std::fprintf(stderr, "screenshots: cannot write %s\n", qPrintable(path));
+            return false;
+        }
+        std::printf("%s\n", qPrintable(path));
+        return true;
+    };
+
+    bool ok = waitFor(w, &PipelineWorker::roundTripReady, w, kTimeout, [&] { window.showStage(MainWindow::Vae); }) &&
+              shoot(MainWindow::Vae, "8-vae-round-trip.png") && shoot(MainWindow::Latents, "3-latents.png") &&
+              waitFor(w, &PipelineWorker::progressionReady, w, kTimeout,
+                      [&] { window.showStage(MainWindow::Progression); }) &&
+              shoot(MainWindow::Progression, "5-noise-progression.png") &&
+              waitFor(w, &PipelineWorker::probeReady, w, kTimeout, [&] { window.showStage(MainWindow::UNetStep); }) &&
+              shoot(MainWindow::UNetStep, "6-unet-step.png") &&
+              waitFor(w, &PipelineWorker::embeddingsReady, w, kTimeout, [&] {
+                  window.embeddingsView()->setComparePrompt("a photograph of an astronaut riding a camel");
+                  window.showStage(MainWindow::Embeddings);
+                  window.controller()->computeEmbeddings(window.currentSettings().prompt,
+                                                         window.embeddingsView()->comparePrompt());
+              }) &&
+              shoot(MainWindow::Embeddings, "2-embeddings.png") && shoot(MainWindow::Tokens, "1-tokens.png") &&
+              waitFor(w, &PipelineWorker::runFinished, w, kTimeout, [&] { window.generate(); });
+    if (ok) {
+        // Scrub to the middle of the run and let the VAE decode that step's x0.
+        const int mid = window.generateView()->run().steps.size() / 2;
+        ok = waitFor(w, &PipelineWorker::latentsDecoded, w, kTimeout,
+                     [&] { window.generateView()->setCurrentStep(mid); }) &&
+             shoot(MainWindow::Generate, "7-generate-step-through.png");
+    }
+    if (ok) {
+        for (QCheckBox* box : window.scheduleView()->findChildren<QCheckBox*>())
+            if (box->text() == "euler" || box->text() == "ddim")
+                box->setChecked(true);
+        ok = shoot(MainWindow::Schedule, "4-noise-schedule.png");
+    }
+    window.close();
+    return ok ? 0 : 1;
+}
+
+} // namespace sdlui

@@ -1,0 +1,73 @@
+#include "ui/worker/pipeline_controller.h"
+
+#include "ui/worker/pipeline_worker.h"
+
+namespace sdlui {
+
+namespace {
+// Queues a call onto the worker's thread; the arguments are copied into the functor, so the caller
+// keeps nothing the worker touches.
+template <typename F>
+void post(PipelineWorker* w, F&& f) {
+    QMetaObject::invokeMethod(w, std::forward<F>(f), Qt::QueuedConnection);
+}
+} // namespace
+
+PipelineController::PipelineController(QObject* parent) : QObject(parent), worker_(new PipelineWorker) {
+    registerResultTypes();
+    thread_.setObjectName("pipeline");
+    worker_->moveToThread(&thread_);
+    thread_.start();
+}
+
+PipelineController::~PipelineController() {
+    worker_->requestCancel();
+    thread_.quit();
+    thread_.wait();
+    // The thread has finished, so nothing else can touch the worker: deleting it here is safe.
+    delete worker_;
+}
+
+void PipelineController::loadModel(const QString& path, const QString& device, const QString& dtype) {
+    worker_->requestCancel();
+    post(worker_, [w = worker_, path, device, dtype] { w->loadModel(path, device, dtype); });
+}
+
+void PipelineController::generate(const GenerateSettings& settings) {
+    const quint64 id = worker_->nextRunId();
+    post(worker_, [w = worker_, settings, id] { w->generate(settings, id); });
+}
+
+void PipelineController::cancel() { worker_->requestCancel(); }
+
+void PipelineController::computeEmbeddings(const QString& prompt, const QString& comparePrompt) {
+    post(worker_, [w = worker_, prompt, comparePrompt] { w->computeEmbeddings(prompt, comparePrompt); });
+}
+
+void PipelineController::roundTrip(const QImage& image) {
+    // QImage shares its pixels implicitly; a deep copy keeps the worker's one independent.
+    post(worker_, [w = worker_, img = image.copy()] { w->roundTrip(img); });
+}
+
+void PipelineController::noiseProgression(const QString& scheduler, int steps, quint64 seed) {
+    post(worker_, [w = worker_, scheduler, steps, seed] { w->noiseProgression(scheduler, steps, seed); });
+}
+
+void PipelineController::unetProbe(int step, int steps, const QString& prompt, const QString& scheduler,
+                                   double guidance, quint64 seed) {
+    post(worker_, [=, w = worker_] { w->unetProbe(step, steps, prompt, scheduler, guidance, seed); });
+}
+
+void PipelineController::decodeLatents(int tag, const FloatTensor& latents) {
+    post(worker_, [w = worker_, tag, latents] { w->decodeLatents(tag, latents); });
+}
+
+void PipelineController::saveTrace(const QString& path, const RunRecord& run) {
+    post(worker_, [w = worker_, path, run] { w->saveTrace(path, run); });
+}
+
+void PipelineController::openTrace(const QString& path) {
+    post(worker_, [w = worker_, path] { w->openTrace(path); });
+}
+
+} // namespace sdlui

@@ -1,0 +1,478 @@
+// Torch before Qt: Qt's `slots` and `signals` keyword macros break torch's headers.
+#include "core/pipeline/pipeline.h"
+#include "core/pipeline/trace.h"
+#include "core/util/error.h"
+
+#include "ui/worker/pipeline_worker.h"
+#include "ui/worker/schedules.h"
+
+#include <QElapsedTimer>
+#include <QFileInfo>
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace sdlui {
+
+namespace {
+
+FloatTensor toFloat(const torch::Tensor& t) {
+    FloatTensor out;
+    if (!t.defined())
+        return out;
+    const auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    for (auto s : c.sizes())
+        out.shape << int(s);
+    out.values.resize(int(c.numel()));
+    std::memcpy(out.values.data(), c.data_ptr<float>(), size_t(c.numel()) * sizeof(float));
+    return out;
+}
+
+torch::Tensor fromFloat(const FloatTensor& f) {
+    std::vector<int64_t> shape(f.shape.begin(), f.shape.end());
+    return torch::from_blob(const_cast<float*>(f.values.constData()), shape, torch::kFloat32).clone();
+}
+
+QVector<double> toDoubles(const torch::Tensor& t) {
+    QVector<double> out;
+    if (!t.defined())
+        return out;
+    const auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    for (int64_t i = 0; i < c.numel(); ++i)
+        out << c.data_ptr<double>()[i];
+    return out;
+}
+
+torch::Tensor doublesTensor(const QVector<double>& v) {
+    std::vector<float> f(v.begin(), v.end());
+    return torch::tensor(f, torch::kFloat32);
+}
+
+// [3, H, W] in [0, 1] -> an RGB image (deep copy).
+QImage toImage(const torch::Tensor& chw) {
+    const auto u8 = (chw.detach().to(torch::kCPU, torch::kFloat32).clamp(0, 1) * 255)
+                        .round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();  // [H, W, 3]
+    const int h = int(u8.size(0)), w = int(u8.size(1));
+    QImage img(w, h, QImage::Format_RGB888);
+    const uint8_t* src = u8.data_ptr<uint8_t>();
+    for (int y = 0; y < h; ++y)
+        std::memcpy(img.scanLine(y), src + size_t(y) * w * 3, size_t(w) * 3);
+    return img;
+}
+
+// An image -> [1, 3, H, W] in [0, 1].
+torch::Tensor fromImage(const QImage& image) {
+    const QImage rgb = image.convertToFormat(QImage::Format_RGB888);
+    const int h = rgb.height(), w = rgb.width();
+    auto t = torch::empty({h, w, 3}, torch::kUInt8);
+    for (int y = 0; y < h; ++y)
+        std::memcpy(t.data_ptr<uint8_t>() + size_t(y) * w * 3, rgb.constScanLine(y), size_t(w) * 3);
+    return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0);
+}
+
+QString errorText(const std::exception& e) {
+    if (const auto* c10 = dynamic_cast<const c10::Error*>(&e))
+        return QString::fromStdString(c10->what_without_backtrace());
+    return QString::fromStdString(e.what());
+}
+
+// The VAE needs sides that are multiples of 8; large images are scaled down first because the VAE's
+// mid-block attention grows with the square of the pixel count.
+QImage fitForVae(const QImage& in, QString* note) {
+    constexpr int kMaxSide = 768;
+    constexpr int kMinSide = 16;
+    if (in.width() < kMinSide || in.height() < kMinSide)
+        throw sdl::Error(QString("The image is %1×%2; the VAE round trip needs at least %3×%3 pixels.")
+                             .arg(in.width()).arg(in.height()).arg(kMinSide).toStdString());
+    QImage img = in;
+    QStringList steps;
+    if (std::max(img.width(), img.height()) > kMaxSide) {
+        img = img.scaled(kMaxSide, kMaxSide, Qt::KeepAspectRatio, Qt::SmoothTransformation);
+        steps << QString("scaled from %1×%2 to %3×%4 (longest side at most %5)")
+                     .arg(in.width()).arg(in.height()).arg(img.width()).arg(img.height()).arg(kMaxSide);
+    }
+    const int w = img.width() / 8 * 8, h = img.height() / 8 * 8;
+    if (w != img.width() || h != img.height()) {
+        steps << QString("centre-cropped from %1×%2 to %3×%4 (multiples of 8)")
+                     .arg(img.width()).arg(img.height()).arg(w).arg(h);
+        img = img.copy((img.width() - w) / 2, (img.height() - h) / 2, w, h);
+    }
+    *note = steps.isEmpty() ? QString() : "The image was " + steps.join(", then ") + ".";
+    return img.convertToFormat(QImage::Format_RGB888);
+}
+
+// Mean SSIM over RGB with the usual 11×11 Gaussian window (sigma 1.5), "valid" borders.
+double ssim(const torch::Tensor& a, const torch::Tensor& b) {
+    namespace F = torch::nn::functional;
+    const int size = int(std::min<int64_t>(11, std::min(a.size(2), a.size(3))));
+    auto x = torch::arange(size, torch::kFloat32) - (size - 1) / 2.0;
+    auto g = torch::exp(-(x * x) / (2 * 1.5 * 1.5));
+    g = g / g.sum();
+    auto window = torch::outer(g, g).expand({3, 1, size, size}).contiguous();
+    auto conv = [&](const torch::Tensor& t) { return F::conv2d(t, window, F::Conv2dFuncOptions().groups(3)); };
+    const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
+    auto ma = conv(a), mb = conv(b);
+    auto saa = conv(a * a) - ma * ma, sbb = conv(b * b) - mb * mb, sab = conv(a * b) - ma * mb;
+    auto map = ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2));
+    return map.mean().item<double>();
+}
+
+class Observer : public sdl::PipelineObserver {
+public:
+    Observer(PipelineWorker* worker, RunRecord& run, const std::atomic<quint64>& cancelledThrough, quint64 runId)
+        : worker_(worker), run_(run), cancelledThrough_(cancelledThrough), runId_(runId) {}
+
+    void on_tokens(const sdl::TokenizedPrompt& cond, const sdl::TokenizedPrompt& uncond) override {
+        run_.condIds = QVector<qint64>(cond.input_ids.begin(), cond.input_ids.end());
+        run_.uncondIds = QVector<qint64>(uncond.input_ids.begin(), uncond.input_ids.end());
+    }
+    void on_text_embeddings(const torch::Tensor& uncondCond) override {
+        run_.textEmbeddings = toFloat(uncondCond);
+        emit worker_->textEmbeddingsReady(run_.textEmbeddings);
+    }
+    void on_initial_latents(const torch::Tensor& init) override { run_.init = toFloat(init[0]); }
+    void on_timesteps(const torch::Tensor& timesteps, const torch::Tensor& sigmas) override {
+        run_.timesteps = toDoubles(timesteps);
+        run_.sigmas = toDoubles(sigmas);
+        emit worker_->timestepsReady(run_.timesteps, run_.sigmas);
+    }
+    void on_step(const sdl::StepEvent& e) override {
+        StepRecord r;
+        r.index = e.index;
+        r.total = e.total;
+        r.timestep = e.timestep;
+        r.sigma = e.sigma;
+        r.latents = toFloat(e.latents[0]);
+        if (e.noise_pred.defined())
+            r.noisePred = toFloat(e.noise_pred[0]);
+        if (e.pred_x0.defined()) {
+            r.predX0 = toFloat(e.pred_x0[0]);
+            r.preview = toImage(sdl::latent_preview(e.pred_x0.narrow(0, 0, 1))[0]);
+        }
+        run_.steps.append(r);
+        emit worker_->stepDone(r);
+    }
+    void on_message(const std::string& text) override { emit worker_->message(QString::fromStdString(text)); }
+    bool cancel_requested() const override { return runId_ <= cancelledThrough_.load(); }
+
+private:
+    PipelineWorker* worker_;
+    RunRecord& run_;
+    const std::atomic<quint64>& cancelledThrough_;
+    quint64 runId_;
+};
+
+} // namespace
+
+struct PipelineWorker::State {
+    std::unique_ptr<sdl::StableDiffusion> sd;
+    QString modelPath;
+    torch::Tensor imageLatents;  // [1, 4, h, w] of the last round trip
+
+    sdl::StableDiffusion& model() {
+        if (!sd)
+            throw sdl::Error("No model is loaded. Open a diffusers folder or a single-file .safetensors model.");
+        return *sd;
+    }
+};
+
+PipelineWorker::PipelineWorker(QObject* parent) : QObject(parent), state_(std::make_unique<State>()) {
+    registerResultTypes();
+}
+
+PipelineWorker::~PipelineWorker() = default;
+
+quint64 PipelineWorker::nextRunId() { return ++issued_; }
+
+void PipelineWorker::requestCancel() { cancelledThrough_.store(issued_.load()); }
+
+// Runs one request: announces it, turns every exception into a failed() signal so the window can
+// show it, and says when the worker is idle again.
+template <typename F>
+void PipelineWorker::guarded(const QString& operation, F&& body) {
+    emit busyChanged(operation);
+    try {
+        body();
+    } catch (const sdl::Cancelled&) {
+        emit runCancelled();
+    } catch (const std::bad_alloc&) {
+        emit failed(operation, "Out of memory. Try a smaller image size, fewer images, or fp16 on a GPU.");
+    } catch (const std::exception& e) {
+        emit failed(operation, errorText(e));
+    }
+    emit busyChanged(QString());
+}
+
+void PipelineWorker::loadModel(const QString& path, const QString& device, const QString& dtype) {
+    emit busyChanged("Loading model");
+    state_->sd.reset();  // frees the old weights before the new ones arrive
+    state_->imageLatents = torch::Tensor();
+    try {
+        sdl::RuntimeOptions options;
+        options.device = device.isEmpty() ? "cpu" : device.toStdString();
+        options.dtype = dtype == "auto" ? std::string() : dtype.toStdString();
+        state_->sd = sdl::StableDiffusion::load(path.toStdString(), options);
+        state_->modelPath = path;
+        const auto& info = state_->sd->info();
+        ModelSummary s;
+        s.path = path;
+        s.layout = QString::fromStdString(info.layout);
+        s.device = QString::fromStdString(info.device);
+        s.dtype = QString::fromStdString(info.dtype);
+        s.textParams = info.text_params;
+        s.unetParams = info.unet_params;
+        s.vaeParams = info.vae_params;
+        s.textHidden = info.text_hidden;
+        s.textLayers = info.text_layers;
+        s.scalingFactor = info.scaling_factor;
+        s.loadSeconds = info.load_seconds;
+        emit modelLoaded(s);
+    } catch (const std::bad_alloc&) {
+        emit modelFailed(path, "Out of memory while loading the model.");
+    } catch (const std::exception& e) {
+        emit modelFailed(path, errorText(e));
+    }
+    emit busyChanged(QString());
+}
+
+void PipelineWorker::generate(const GenerateSettings& settings, quint64 runId) {
+    RunRecord run;
+    run.settings = settings;
+    guarded("Generating", [&] {
+        auto& sd = state_->model();
+        sdl::GenerateRequest r;
+        r.prompt = settings.prompt.toStdString();
+        r.negative_prompt = settings.negativePrompt.toStdString();
+        r.steps = settings.steps;
+        r.guidance = settings.guidance;
+        r.width = settings.width;
+        r.height = settings.height;
+        r.scheduler = settings.scheduler.toStdString();
+        r.karras = settings.karras;
+        r.seed = settings.seed;
+        r.clip_skip = settings.clipSkip;
+        emit runStarted(settings);
+        QElapsedTimer timer;
+        timer.start();
+        Observer observer(this, run, cancelledThrough_, runId);
+        const torch::Tensor images = sd.generate(r, observer);  // [1, 3, H, W]
+        const auto values = images[0].to(torch::kFloat32);
+        if (!torch::isfinite(values).all().item<bool>())
+            throw sdl::Error("The image contains NaN or infinite values (often fp16 overflow): try fp32.");
+        run.imageData = toFloat(values);
+        run.image = toImage(values);
+        run.seconds = timer.elapsed() / 1000.0;
+        emit runFinished(run);
+    });
+}
+
+void PipelineWorker::computeEmbeddings(const QString& prompt, const QString& comparePrompt) {
+    guarded("Encoding prompt", [&] {
+        auto& sd = state_->model();
+        EmbeddingResult r;
+        r.prompt = prompt;
+        const auto tp = sd.tokenizer().encode(prompt.toStdString());
+        for (size_t i = 0; i < tp.input_ids.size(); ++i) {
+            r.tokens << QString::fromStdString(sd.tokenizer().token_string(tp.input_ids[i]));
+            r.mask << int(tp.attention_mask[i]);
+        }
+        for (const auto& h : sd.text_hidden_states(prompt.toStdString()))
+            r.layers << toFloat(h[0]);
+        if (!comparePrompt.isEmpty()) {
+            r.comparePrompt = comparePrompt;
+            for (const auto& h : sd.text_hidden_states(comparePrompt.toStdString()))
+                r.compareLayers << toFloat(h[0]);
+        }
+        emit embeddingsReady(r);
+    });
+}
+
+void PipelineWorker::roundTrip(const QImage& image) {
+    guarded("VAE round trip", [&] {
+        auto& sd = state_->model();
+        if (image.isNull())
+            throw sdl::Error("The image could not be read (empty or unsupported format).");
+        RoundTripResult r;
+        r.original = fitForVae(image, &r.adjustment);
+        const auto x = fromImage(r.original);                   // [1, 3, H, W] in [0, 1]
+        const auto encoded = sd.encode_image(x * 2.0 - 1.0);
+        const auto y = sd.decode_latents(encoded.latents).to(torch::kFloat32);  // [1, 3, H, W]
+        state_->imageLatents = encoded.latents.detach().clone();
+        r.reconstruction = toImage(y[0]);
+        const auto diff = (x - y).abs();
+        r.difference = toFloat(diff[0].mean(0));
+        const double mse = (x - y).pow(2).mean().item<double>();
+        r.psnr = mse > 0 ? 10.0 * std::log10(1.0 / mse) : INFINITY;
+        r.ssim = ssim(x, y.clamp(0, 1));
+        r.maxError = diff.max().item<double>() * 255.0;
+        r.latents = toFloat(encoded.latents[0]);
+        r.compression = double(x.numel()) / double(encoded.latents.numel());
+        emit roundTripReady(r);
+    });
+}
+
+void PipelineWorker::noiseProgression(const QString& scheduler, int steps, quint64 seed) {
+    guarded("Noise progression", [&] {
+        auto& sd = state_->model();
+        if (!state_->imageLatents.defined())
+            throw sdl::Error("The noise progression noises an image's latents: open an image in the VAE round trip first.");
+        ProgressionResult r;
+        r.scheduler = scheduler;
+        r.steps = steps;
+        // The article's 0, 10, ..., 50 of 50 steps; the last index a schedule has is steps - 1.
+        std::vector<int> at;
+        for (int i = 0; i <= 5; ++i) {
+            const int k = std::min(steps - 1, i * steps / 5);
+            if (at.empty() || at.back() != k)
+                at.push_back(k);
+        }
+        const auto noise = sdl::seeded_randn(state_->imageLatents.sizes(), seed);
+        const auto noised = sd.noise_progression(state_->imageLatents, noise, scheduler.toStdString(), steps, at);
+        const Schedule schedule = computeSchedule(scheduler, steps);
+        for (size_t i = 0; i < noised.size(); ++i) {
+            r.atSteps << at[i];
+            r.timesteps << schedule.timesteps.value(at[i]);
+            r.images << toImage(sd.decode_latents(noised[i])[0]);
+        }
+        emit progressionReady(r);
+    });
+}
+
+void PipelineWorker::unetProbe(int step, int steps, const QString& prompt, const QString& scheduler, double guidance,
+                               quint64 seed) {
+    guarded("U-Net step", [&] {
+        auto& sd = state_->model();
+        if (!state_->imageLatents.defined())
+            throw sdl::Error("The U-Net step denoises an image's latents: open an image in the VAE round trip first.");
+        const auto noise = sdl::seeded_randn(state_->imageLatents.sizes(), seed);
+        const auto p = sd.unet_step_probe(state_->imageLatents, noise, prompt.toStdString(), scheduler.toStdString(),
+                                          steps, step, guidance);
+        ProbeResult r;
+        r.step = step;
+        r.steps = steps;
+        r.prompt = prompt;
+        r.timestep = p.timestep;
+        r.sigma = p.sigma;
+        r.noisy = toFloat(p.noisy_latents[0]);
+        r.noisePred = toFloat(p.noise_pred[0]);
+        r.noisyDecoded = toImage(sd.decode_latents(p.noisy_latents)[0]);
+        r.naiveDecoded = toImage(sd.decode_latents(p.naive_x0)[0]);
+        r.predX0Decoded = toImage(sd.decode_latents(p.pred_x0)[0]);
+        emit probeReady(r);
+    });
+}
+
+void PipelineWorker::decodeLatents(int tag, const FloatTensor& latents) {
+    guarded("Decoding", [&] {
+        auto& sd = state_->model();
+        if (latents.shape.size() != 3 || latents.shape[0] != 4)
+            throw sdl::Error("Decoding needs latents of shape [4, h, w].");
+        emit latentsDecoded(tag, toImage(sd.decode_latents(fromFloat(latents).unsqueeze(0))[0]));
+    });
+}
+
+void PipelineWorker::saveTrace(const QString& path, const RunRecord& run) {
+    guarded("Saving run", [&] {
+        if (run.steps.isEmpty())
+            throw sdl::Error("There is no run to save yet: generate an image first.");
+        sdl::Trace t;
+        auto stack = [&](FloatTensor StepRecord::*member) {
+            std::vector<torch::Tensor> parts;
+            for (const auto& s : run.steps)
+                if (!(s.*member).isEmpty())
+                    parts.push_back(fromFloat(s.*member));
+            return parts.size() == size_t(run.steps.size()) ? torch::stack(parts) : torch::Tensor();
+        };
+        t.init = fromFloat(run.init).unsqueeze(0);
+        t.steps = stack(&StepRecord::latents);
+        t.noise_pred = stack(&StepRecord::noisePred);
+        t.pred_x0 = stack(&StepRecord::predX0);
+        t.timesteps = doublesTensor(run.timesteps);
+        if (!run.sigmas.isEmpty())
+            t.sigmas = doublesTensor(run.sigmas);
+        if (!run.textEmbeddings.isEmpty())
+            t.text_embeddings = fromFloat(run.textEmbeddings);
+        if (run.condIds.size() == run.uncondIds.size() && !run.condIds.isEmpty()) {
+            std::vector<int64_t> ids(run.uncondIds.begin(), run.uncondIds.end());
+            ids.insert(ids.end(), run.condIds.begin(), run.condIds.end());
+            t.input_ids = torch::tensor(ids, torch::kInt64).reshape({2, -1});
+        }
+        if (!run.imageData.isEmpty())
+            t.image = fromFloat(run.imageData).unsqueeze(0);
+        const auto& s = run.settings;
+        t.settings = {{"prompt", s.prompt.toStdString()},
+                      {"negative_prompt", s.negativePrompt.toStdString()},
+                      {"scheduler", s.scheduler.toStdString()},
+                      {"karras", s.karras ? "true" : "false"},
+                      {"steps", std::to_string(s.steps)},
+                      {"guidance", QString::number(s.guidance).toStdString()},
+                      {"seed", std::to_string(s.seed)},
+                      {"width", std::to_string(s.width)},
+                      {"height", std::to_string(s.height)},
+                      {"clip_skip", std::to_string(s.clipSkip)},
+                      {"model", s.model.toStdString()}};
+        sdl::write_trace(path.toStdString(), t);
+        emit traceSaved(path);
+    });
+}
+
+void PipelineWorker::openTrace(const QString& path) {
+    guarded("Opening run", [&] {
+        const sdl::Trace t = sdl::read_trace(path.toStdString());
+        RunRecord run;
+        run.fromTrace = true;
+        auto setting = [&](const char* key, const QString& fallback = QString()) {
+            const auto it = t.settings.find(key);
+            return it == t.settings.end() ? fallback : QString::fromStdString(it->second);
+        };
+        auto& s = run.settings;
+        s.prompt = setting("prompt");
+        s.negativePrompt = setting("negative_prompt");
+        s.scheduler = setting("scheduler", s.scheduler);
+        s.karras = setting("karras") == "true";
+        s.steps = setting("steps", QString::number(t.steps.size(0))).toInt();
+        s.guidance = setting("guidance", "7.5").toDouble();
+        s.seed = setting("seed", "0").toULongLong();
+        s.clipSkip = setting("clip_skip", "1").toInt();
+        s.model = setting("model");
+        run.init = toFloat(t.init[0]);
+        run.timesteps = toDoubles(t.timesteps);
+        run.sigmas = toDoubles(t.sigmas);
+        if (t.text_embeddings.defined())
+            run.textEmbeddings = toFloat(t.text_embeddings);
+        if (t.input_ids.defined() && t.input_ids.dim() == 2 && t.input_ids.size(0) == 2) {
+            const auto ids = t.input_ids.to(torch::kInt64).contiguous();
+            const int64_t* p = ids.data_ptr<int64_t>();
+            const int n = int(ids.size(1));
+            run.uncondIds = QVector<qint64>(p, p + n);
+            run.condIds = QVector<qint64>(p + n, p + 2 * n);
+        }
+        const int count = int(t.steps.size(0));
+        for (int i = 0; i < count; ++i) {
+            StepRecord r;
+            r.index = i;
+            r.total = count;
+            r.timestep = run.timesteps.value(i);
+            r.sigma = run.sigmas.value(i);
+            r.latents = toFloat(t.steps[i]);
+            if (t.noise_pred.defined() && t.noise_pred.size(0) == count)
+                r.noisePred = toFloat(t.noise_pred[i]);
+            if (t.pred_x0.defined() && t.pred_x0.size(0) == count) {
+                r.predX0 = toFloat(t.pred_x0[i]);
+                r.preview = toImage(sdl::latent_preview(t.pred_x0.narrow(0, i, 1).to(torch::kFloat32))[0]);
+            }
+            run.steps << r;
+        }
+        if (t.image.defined()) {
+            run.imageData = toFloat(t.image[0]);
+            run.image = toImage(t.image[0]);
+        }
+        const int h = run.init.dim(1) * 8, w = run.init.dim(2) * 8;
+        s.width = setting("width", QString::number(run.image.isNull() ? w : run.image.width())).toInt();
+        s.height = setting("height", QString::number(run.image.isNull() ? h : run.image.height())).toInt();
+        emit traceOpened(run);
+    });
+}
+
+} // namespace sdlui

@@ -1,0 +1,73 @@
+#pragma once
+// The one object that owns the Stable Diffusion model. It lives on its own QThread (see
+// PipelineController): every slot runs there, one request at a time, and every result leaves as a
+// signal carrying plain values. Nothing here is torch: the pipeline hides behind State.
+#include "ui/worker/results.h"
+
+#include <QObject>
+
+#include <atomic>
+#include <memory>
+
+namespace sdlui {
+
+class PipelineWorker : public QObject {
+    Q_OBJECT
+public:
+    explicit PipelineWorker(QObject* parent = nullptr);
+    ~PipelineWorker() override;
+
+    // Thread-safe, called from the UI thread. Each generate request carries an id from nextRunId();
+    // requestCancel() stops every run issued so far (running or still queued) before its next U-Net
+    // call, and leaves runs issued later alone.
+    quint64 nextRunId();
+    void requestCancel();
+
+public slots:
+    void loadModel(const QString& path, const QString& device, const QString& dtype);
+    void generate(const sdlui::GenerateSettings& settings, quint64 runId);
+    void computeEmbeddings(const QString& prompt, const QString& comparePrompt);
+    // Encodes and decodes the image; the latents are kept for noiseProgression and unetProbe.
+    void roundTrip(const QImage& image);
+    void noiseProgression(const QString& scheduler, int steps, quint64 seed);
+    void unetProbe(int step, int steps, const QString& prompt, const QString& scheduler, double guidance,
+                   quint64 seed);
+    // Decodes [4, h, w] latents (already scaled) to an image; tag comes back with it.
+    void decodeLatents(int tag, const sdlui::FloatTensor& latents);
+    void saveTrace(const QString& path, const sdlui::RunRecord& run);
+    void openTrace(const QString& path);
+
+signals:
+    void busyChanged(const QString& what);  // empty: idle
+    void modelLoaded(const sdlui::ModelSummary& summary);
+    void modelFailed(const QString& path, const QString& message);
+    // operation: what was asked ("Generate", "Decode", ...). message: sdl::Error's text.
+    void failed(const QString& operation, const QString& message);
+    void message(const QString& text);
+
+    void runStarted(const sdlui::GenerateSettings& settings);
+    void textEmbeddingsReady(const sdlui::FloatTensor& uncondCond);
+    void timestepsReady(const QVector<double>& timesteps, const QVector<double>& sigmas);
+    void stepDone(const sdlui::StepRecord& step);
+    void runFinished(const sdlui::RunRecord& run);
+    void runCancelled();
+
+    void embeddingsReady(const sdlui::EmbeddingResult& result);
+    void roundTripReady(const sdlui::RoundTripResult& result);
+    void progressionReady(const sdlui::ProgressionResult& result);
+    void probeReady(const sdlui::ProbeResult& result);
+    void latentsDecoded(int tag, const QImage& image);
+    void traceSaved(const QString& path);
+    void traceOpened(const sdlui::RunRecord& run);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+    template <typename F>
+    void guarded(const QString& operation, F&& body);
+
+    std::atomic<quint64> issued_{0};
+    std::atomic<quint64> cancelledThrough_{0};
+};
+
+} // namespace sdlui

@@ -1,0 +1,137 @@
+#pragma once
+// Plain values that cross the thread boundary between the pipeline worker and the widgets. No torch
+// here: the worker copies every tensor into these before emitting, so a widget never shares memory
+// with a tensor the worker may still be writing, and widget code compiles without the torch headers.
+#include <QImage>
+#include <QMetaType>
+#include <QString>
+#include <QStringList>
+#include <QVector>
+
+#include <utility>
+
+namespace sdlui {
+
+// A dense float32 array, row-major, with its shape.
+struct FloatTensor {
+    QVector<int> shape;
+    QVector<float> values;
+
+    bool isEmpty() const { return values.isEmpty(); }
+    int dim(int i) const { return i < shape.size() ? shape[i] : 0; }
+    // The sub-array at index i of the first dimension ([4, h, w] -> channel i as [h, w]).
+    FloatTensor slice(int i) const;
+    std::pair<float, float> range() const;  // (min, max); (0, 0) when empty
+};
+
+struct ModelSummary {
+    QString path;
+    QString layout;   // "diffusers" or "single-file"
+    QString device;
+    QString dtype;
+    qint64 textParams = 0, unetParams = 0, vaeParams = 0;
+    int textHidden = 0;
+    int textLayers = 0;
+    double scalingFactor = 0.18215;
+    double loadSeconds = 0;
+};
+
+struct GenerateSettings {
+    QString prompt;
+    QString negativePrompt;
+    QString scheduler = QStringLiteral("lms");
+    bool karras = false;
+    int steps = 50;
+    double guidance = 7.5;
+    quint64 seed = 0;
+    int width = 512;
+    int height = 512;
+    int clipSkip = 1;
+    QString model;  // the model's file or folder name, for the PNG parameters
+
+    // The "parameters" text A1111-compatible tools read from a PNG.
+    QString a1111Parameters() const;
+};
+
+struct StepRecord {
+    int index = 0;
+    int total = 0;
+    double timestep = 0;
+    double sigma = 0;
+    FloatTensor latents;    // [4, h, w] after the scheduler step
+    FloatTensor noisePred;  // [4, h, w] guided prediction
+    FloatTensor predX0;     // [4, h, w] the scheduler's predicted clean latents
+    QImage preview;         // latent-space RGB approximation of predX0, at latent resolution
+};
+
+// Everything a generation produced: what the step-through view scrubs and what a trace file holds.
+struct RunRecord {
+    GenerateSettings settings;
+    QVector<qint64> condIds, uncondIds;  // 77 each
+    FloatTensor textEmbeddings;          // [2, 77, D] (uncond, cond)
+    FloatTensor init;                    // [4, h, w] initial noise, before init_noise_sigma
+    QVector<double> timesteps;           // [S]
+    QVector<double> sigmas;              // [S + 1], empty for schedulers without sigmas
+    QVector<StepRecord> steps;
+    FloatTensor imageData;               // [3, H, W] in [0, 1]
+    QImage image;
+    bool fromTrace = false;
+    double seconds = 0;
+};
+
+struct EmbeddingResult {
+    QString prompt;
+    QStringList tokens;               // 77 token strings (padding included)
+    QVector<int> mask;                // 77 attention-mask values
+    QVector<FloatTensor> layers;      // hidden states [77, D]: embeddings output, then each layer's
+    QString comparePrompt;            // empty: no comparison
+    QVector<FloatTensor> compareLayers;
+};
+
+struct RoundTripResult {
+    QImage original;        // after crop/resize to multiples of 8
+    QImage reconstruction;
+    QString adjustment;     // what was done to the input to fit, empty if nothing
+    FloatTensor latents;    // [4, h, w] scaled latents
+    FloatTensor difference; // [H, W] mean over RGB of |original - reconstruction|, in [0, 1]
+    double psnr = 0;        // dB
+    double ssim = 0;
+    double maxError = 0;    // in 8-bit levels
+    double compression = 0; // input values / latent values
+};
+
+struct ProgressionResult {
+    QString scheduler;
+    int steps = 0;
+    QVector<int> atSteps;
+    QVector<double> timesteps;
+    QVector<QImage> images;
+};
+
+struct ProbeResult {
+    int step = 0;
+    int steps = 0;
+    QString prompt;
+    double timestep = 0;
+    double sigma = 0;
+    FloatTensor noisy;      // [4, h, w]
+    FloatTensor noisePred;  // [4, h, w]
+    QImage noisyDecoded;
+    QImage naiveDecoded;    // decode(noisy - noise_pred), as the article does
+    QImage predX0Decoded;   // decode(the scheduler's x0 estimate)
+};
+
+// Registers the types above for queued signal/slot connections. Idempotent.
+void registerResultTypes();
+
+} // namespace sdlui
+
+Q_DECLARE_METATYPE(sdlui::FloatTensor)
+Q_DECLARE_METATYPE(sdlui::ModelSummary)
+Q_DECLARE_METATYPE(sdlui::GenerateSettings)
+Q_DECLARE_METATYPE(sdlui::StepRecord)
+Q_DECLARE_METATYPE(sdlui::RunRecord)
+Q_DECLARE_METATYPE(sdlui::EmbeddingResult)
+Q_DECLARE_METATYPE(sdlui::RoundTripResult)
+Q_DECLARE_METATYPE(sdlui::ProgressionResult)
+Q_DECLARE_METATYPE(sdlui::ProbeResult)
