@@ -42,7 +42,8 @@ private:
 };
 
 inline void name_hook_points(torch::nn::Module& root) {
-    for (const auto& item : root.named_modules())
+    // Without the root itself: a module under construction is not yet owned by a shared_ptr.
+    for (const auto& item : root.named_modules("", /*include_self=*/false))
         if (auto* p = dynamic_cast<HookPoint*>(item.value().get()))
             p->set_hook_name(item.key());
 }

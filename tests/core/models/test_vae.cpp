@@ -1,0 +1,115 @@
+#include "core/models/autoencoder_kl.h"
+#include "core/models/weights.h"
+#include "model_test_util.h"
+
+#include <QtTest>
+
+using namespace sdl_test;
+
+class TestVae : public QObject {
+    Q_OBJECT
+
+    static sdl::AutoencoderKL load(bool single_file, torch::Dtype dtype) {
+        const auto& files = tiny(single_file).vae;
+        sdl::AutoencoderKL m(sdl::AutoencoderKLConfig::from_json(files.config));
+        sdl::load_weights(*m, files, dtype);
+        return m;
+    }
+
+    static void parity(bool single_file) {
+        torch::NoGradGuard g;
+        auto m = load(single_file, torch::kFloat);
+        const auto d = m->encode(reference("vae.image"));
+        const double mean = max_abs(d.mean, reference("vae.mean"));
+        const double logvar = max_abs(d.logvar, reference("vae.logvar"));
+        const double decoded = max_abs(m->decode(reference("vae.mean")), reference("vae.decoded_mean"));
+        qInfo("%s: mean %.3g, logvar %.3g, decoded_mean %.3g", single_file ? "single file" : "folder", mean, logvar,
+              decoded);
+        QVERIFY(mean <= 1e-4);
+        QVERIFY(logvar <= 1e-4);
+        QVERIFY(decoded <= 1e-4);
+    }
+
+private slots:
+    void parityFromFolder() { parity(false); }
+    void parityFromSingleFile() { parity(true); }
+
+    void scalingFactorFromConfig() { QCOMPARE(load(false, torch::kFloat)->scaling_factor(), 0.18215); }
+
+    // bf16 on CPU: relative errors of ~1e-2 through 30 conv layers; the bound is on this scale.
+    void bfloat16WithinBound() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kBFloat16);
+        const auto d = m->encode(reference("vae.image").to(torch::kBFloat16));
+        const auto dec = m->decode(reference("vae.mean").to(torch::kBFloat16));
+        const double mean = max_abs(d.mean, reference("vae.mean"));
+        const double mean_scale = reference("vae.mean").abs().max().item<double>();
+        const double decoded = max_abs(dec, reference("vae.decoded_mean"));
+        const double scale = reference("vae.decoded_mean").abs().max().item<double>();
+        qInfo("bf16: mean %.3g (scale %.3g), decoded_mean %.3g (scale %.3g)", mean, mean_scale, decoded, scale);
+        QVERIFY(mean <= 0.05 * mean_scale);
+        QVERIFY(decoded <= 0.05 * scale);
+    }
+
+    void sampleUsesTheGenerator() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kFloat);
+        const auto d = m->encode(reference("vae.image"));
+        const auto s = d.sample(at::detail::createCPUGenerator(42));
+        const auto noise = torch::randn(d.mean.sizes(), at::detail::createCPUGenerator(42));
+        QVERIFY(max_abs(s, d.mean + torch::exp(0.5 * d.logvar) * noise) <= 1e-6);
+    }
+
+    void tiledDecodeBlendsTiles() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kFloat);
+        const auto z = reference("vae.mean");
+        QVERIFY(m->decode_tiled(z, {16, 4}).equal(m->decode(z)));  // one tile: plain decode
+        const auto tiled = m->decode_tiled(z, {8, 2});              // 3x3 tiles with overlaps
+        QCOMPARE(tiled.sizes(), m->decode(z).sizes());
+        QVERIFY(torch::isfinite(tiled).all().item<bool>());
+        const double err = max_abs(tiled, reference("vae.decoded_mean"));
+        const double scale = reference("vae.decoded_mean").abs().max().item<double>();
+        qInfo("tiled (8, overlap 2) vs full decode: %.3g (scale %.3g)", err, scale);
+        QVERIFY(err < scale);
+        expect_error([&] { m->decode_tiled(z, {8, 8}); }, {"overlap 8"});
+    }
+
+    void checkedDecodeKeepsFiniteResults() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kFloat);
+        const auto r = sdl::decode_checked(m, reference("vae.mean"));
+        QVERIFY(!r.redone_in_fp32);
+        QVERIFY(max_abs(r.image, reference("vae.decoded_mean")) <= 1e-4);
+    }
+
+    void badInputsNamed() {
+        auto m = load(false, torch::kFloat);
+        expect_error([&] { m->encode(torch::zeros({1, 3, 100, 100})); }, {"multiples of 8", "100"});
+        expect_error([&] { m->decode(torch::zeros({1, 3, 16, 16})); }, {"latents", "4"});
+    }
+
+    void badConfigNamed() {
+        auto j = tiny(false).vae.config;
+        j["down_block_types"][1] = "Foo";
+        const auto c = sdl::AutoencoderKLConfig::from_json(j);
+        expect_error([&] { sdl::AutoencoderKL m(c); }, {"unknown down_block_type 'Foo'", "DownEncoderBlock2D"});
+        j = tiny(false).vae.config;
+        j["norm_num_groups"] = 24;
+        expect_error([&] { sdl::AutoencoderKLConfig::from_json(j); }, {"block_out_channels 32", "norm_num_groups 24"});
+        j = tiny(false).vae.config;
+        j["up_block_types"] = nlohmann::json::array({"UpDecoderBlock2D"});
+        expect_error([&] { sdl::AutoencoderKLConfig::from_json(j); }, {"up_block_types", "1 entries", "expected 4"});
+        j = tiny(false).vae.config;
+        j["scaling_factor"] = 0;
+        expect_error([&] { sdl::AutoencoderKLConfig::from_json(j); }, {"scaling_factor", "0"});
+    }
+
+    void sd15NamesAndShapes() {
+        sdl::AutoencoderKL m(sdl::AutoencoderKLConfig::from_json(sd15()["vae_config"]));
+        compare_names_and_shapes(*m, sd15()["vae"]);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestVae)
+#include "test_vae.moc"
