@@ -37,11 +37,12 @@ int run_tokenize(sdl::cli::Args& args) {
     const std::vector<std::string> prompts = args.positionals();
     args.finish();
     if (prompts.empty())
-        throw sdl::UsageError("usage: sdlens-cli tokenize [--model PATH] PROMPT...");
+        throw sdl::UsageError("expected at least one PROMPT (sdlens-cli tokenize [--model PATH] PROMPT...)");
     const sdl::ClipTokenizer tokenizer = tokenizer_for(model);
     for (const auto& prompt : prompts) {
         const sdl::TokenizedPrompt t = tokenizer.encode(prompt);
-        const nlohmann::json line = {
+        // Ordered so that a reader sees the prompt first and the long id lists after it.
+        const nlohmann::ordered_json line = {
             {"prompt", t.prompt},
             {"input_ids", t.input_ids},
             {"attention_mask", t.attention_mask},
@@ -51,7 +52,7 @@ int run_tokenize(sdl::cli::Args& args) {
         };
         // A prompt is whatever bytes the shell passed; invalid UTF-8 is shown as U+FFFD rather
         // than aborting the whole run.
-        std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        std::cout << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
     }
     return 0;
 }
