@@ -1,0 +1,88 @@
+// sdlens-cli inspect PATH [--load fp32|fp16|bf16]
+// What a model path holds, as JSON: layout, per component its config, dtypes, tensor and
+// parameter counts and the keys deliberately ignored; the tokenizer source. --load also converts
+// every tensor (keeping them all, as a pipeline would) to check the data and time the load.
+#include "app/cli/command.h"
+#include "core/io/model_files.h"
+#include "core/io/tensor_io.h"
+#include "core/util/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+namespace {
+
+nlohmann::json describe(const sdl::ComponentFiles& c) {
+    std::map<std::string, int64_t> dtypes;
+    int64_t parameters = 0;
+    uint64_t bytes = 0;
+    for (const auto& [name, v] : c.tensors) {
+        ++dtypes[sdl::dtype_name(v.dtype)];
+        parameters += v.numel();
+        bytes += v.nbytes;
+    }
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : c.files)
+        files.push_back(f->path());
+    return {{"config", c.config}, {"files", files},         {"tensors", c.tensors.size()},
+            {"parameters", parameters}, {"bytes", bytes}, {"dtypes", dtypes},
+            {"ignored", c.ignored}};
+}
+
+std::string tokenizer_source(const sdl::TokenizerFiles& t) {
+    if (!t.vocab_json.empty())
+        return "vocab.json+merges.txt";
+    if (!t.tokenizer_json.empty())
+        return "tokenizer.json";
+    return "bundled";
+}
+
+int run_inspect(sdl::cli::Args& args) {
+    const auto load = args.get("--load");
+    const auto& pos = args.positionals();
+    args.finish();
+    if (pos.size() != 1)
+        throw sdl::UsageError("usage: sdlens-cli inspect PATH [--load fp32|fp16|bf16]");
+    const std::map<std::string, torch::Dtype> load_dtypes{
+        {"fp32", torch::kFloat32}, {"fp16", torch::kFloat16}, {"bf16", torch::kBFloat16}};
+    if (load && !load_dtypes.count(*load))
+        throw sdl::UsageError("--load must be fp32, fp16 or bf16, got '" + *load + "'");
+
+    const sdl::ModelFiles m = sdl::open_model_files(pos[0]);
+    nlohmann::json out = {{"path", m.path}, {"layout", sdl::layout_name(m.layout)}};
+    for (const auto* c : {&m.text_encoder, &m.unet, &m.vae})
+        out["components"][c->name] = describe(*c);
+    out["scheduler_config"] = m.scheduler_config;
+    const std::string source = tokenizer_source(m.tokenizer);
+    out["tokenizer"] = {{"source", source}};
+    if (source == "vocab.json+merges.txt")
+        out["tokenizer"]["files"] = {m.tokenizer.vocab_json, m.tokenizer.merges_txt};
+    else if (source == "tokenizer.json")
+        out["tokenizer"]["files"] = {m.tokenizer.tokenizer_json};
+
+    if (load) {
+        // Integer buffers keep their type; floating weights become the requested dtype.
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<torch::Tensor> kept;
+        uint64_t bytes = 0;
+        for (const auto* c : {&m.text_encoder, &m.unet, &m.vae})
+            for (const auto& [name, v] : c->tensors) {
+                const bool floating = v.dtype == sdl::DType::F32 || v.dtype == sdl::DType::F16 ||
+                                      v.dtype == sdl::DType::BF16;
+                kept.push_back(floating ? sdl::to_tensor(v, load_dtypes.at(*load)) : sdl::to_tensor(v));
+                bytes += kept.back().nbytes();
+            }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        out["load"] = {{"dtype", *load}, {"bytes", bytes}, {"seconds", std::round(seconds * 1000) / 1000}};
+    }
+    std::cout << out.dump(2) << '\n';
+    return 0;
+}
+
+sdl::cli::Register reg{"inspect", "Describe a model folder or single file as JSON (layout, configs, dtypes, counts)",
+                       {}, run_inspect};
+
+} // namespace
