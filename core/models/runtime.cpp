@@ -1,0 +1,46 @@
+#include "core/models/runtime.h"
+
+#include "core/util/error.h"
+
+#include <torch/version.h>
+
+namespace sdl {
+
+torch::Device parse_device(const std::string& name) {
+    if (name == "cpu")
+        return torch::kCPU;
+    if (name == "cuda") {
+        if (!torch::cuda::is_available())
+            throw Error("--device cuda: no CUDA device is available to this LibTorch build");
+        return torch::kCUDA;
+    }
+    throw UsageError("unknown device '" + name + "' (expected cpu or cuda)");
+}
+
+torch::Dtype parse_dtype(const std::string& name, const torch::Device& device) {
+    if (name.empty())
+        return device.is_cuda() ? torch::kHalf : torch::kFloat;
+    if (name == "fp32")
+        return torch::kFloat;
+    if (name == "bf16")
+        return torch::kBFloat16;
+    if (name == "fp16") {
+#if TORCH_VERSION_MAJOR < 2
+        if (!device.is_cuda())
+            throw UsageError("--dtype fp16 is not supported on CPU by LibTorch " TORCH_VERSION
+                             " (no fp16 CPU kernels for convolution, norms, matmul); use fp32 or bf16");
+#endif
+        return torch::kHalf;
+    }
+    throw UsageError("unknown dtype '" + name + "' (expected fp32, fp16 or bf16)");
+}
+
+const char* dtype_label(torch::Dtype t) {
+    switch (t) {
+    case torch::kHalf: return "fp16";
+    case torch::kBFloat16: return "bf16";
+    default: return "fp32";
+    }
+}
+
+} // namespace sdl
