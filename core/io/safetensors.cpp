@@ -113,6 +113,17 @@ int64_t TensorView::numel() const {
     return n;
 }
 
+void release_pages(const TensorView& v) {
+    if (v.nbytes == 0)
+        return;
+    // Rounding outwards is safe: the mapping is private and never written, so a neighbour's
+    // dropped page is simply re-read from the file.
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(v.data) & ~(page - 1);
+    const auto end = (reinterpret_cast<uintptr_t>(v.data) + v.nbytes + page - 1) & ~(page - 1);
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0)

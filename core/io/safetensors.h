@@ -26,6 +26,11 @@ struct TensorView {
     int64_t numel() const;
 };
 
+// Lets the kernel drop the view's pages from this process' memory once they have been copied out
+// (loading sd15 into fp32 would otherwise also keep the whole 2 GB mapping resident). The view
+// stays valid: its pages are read from the file again if touched.
+void release_pages(const TensorView& v);
+
 class SafetensorsFile {
 public:
     // Throws sdl::Error naming the file and the problem (truncated, bad JSON, header length past

@@ -41,14 +41,20 @@ torch::Tensor to_tensor(const TensorView& v, torch::Dtype dtype, const torch::De
     // safetensors aligns the data section, not each tensor: an F32 after an odd-length F16 can
     // sit on a 2-byte boundary. Kernels may assume natural alignment, so such a view is first
     // copied into aligned storage; aligned views are converted straight from the mapping.
+    torch::Tensor out;
     if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0) {
         auto aligned = torch::empty(v.shape, torch::TensorOptions().dtype(stored));
         std::memcpy(aligned.data_ptr(), v.data, v.nbytes);
-        return aligned.to(device, dtype);
+        out = aligned.to(device, dtype);
+    } else {
+        // The mapping is read-only; the view is only read by the copying conversion.
+        const auto view =
+            torch::from_blob(const_cast<uint8_t*>(v.data), v.shape, torch::TensorOptions().dtype(stored));
+        out = view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
     }
-    // The mapping is read-only; the view is only read by the copying conversion below.
-    const auto view = torch::from_blob(const_cast<uint8_t*>(v.data), v.shape, torch::TensorOptions().dtype(stored));
-    return view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    // Loading converts each weight once; its file pages need not stay resident next to the copy.
+    release_pages(v);
+    return out;
 }
 
 torch::Tensor to_tensor(const TensorView& v) { return to_tensor(v, torch_dtype(v.dtype)); }

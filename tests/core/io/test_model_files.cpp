@@ -198,6 +198,19 @@ private slots:
         compare_config("text_encoder", b.text_encoder.config, a.text_encoder.config);
     }
 
+    // make-model's tiny preset is the expected name set of tiny-sd: the loaded names, shapes and
+    // configs must equal it.
+    void tinyPresetMatchesTinySd() {
+        const auto preset = read_json(sdl::resource_path("presets/tiny.json"));
+        const auto m = sdl::open_model_files(kFolder);
+        for (const auto* c : {&m.text_encoder, &m.unet, &m.vae}) {
+            QCOMPARE(names(*c), names(preset[c->name]));
+            for (const auto& [name, v] : c->tensors)
+                QVERIFY2(v.shape == preset[c->name][name].get<std::vector<int64_t>>(), name.c_str());
+            compare_config(c->name.c_str(), preset[c->name + "_config"], c->config);
+        }
+    }
+
     // sd15-shapes.json holds what a diffusers SD 1.5 folder contains; a folder written with those
     // names, in the variant spellings real downloads use, must load to exactly those names.
     void sd15FolderGivesSd15Names() {
