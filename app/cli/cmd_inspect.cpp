@@ -78,7 +78,8 @@ int run_inspect(sdl::cli::Args& args) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         out["load"] = {{"dtype", *load}, {"bytes", bytes}, {"seconds", std::round(seconds * 1000) / 1000}};
     }
-    std::cout << out.dump(2) << '\n';
+    // Tensor names come from the file; invalid UTF-8 in one is shown as U+FFFD, not a failure.
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     return 0;
 }
 
