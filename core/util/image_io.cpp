@@ -13,6 +13,9 @@
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_FAILURE_USERMSG
+// No one feeds SD Lens netpbm files, and stb 2.27's reader overflows int on long dimension strings
+// and leaves the pixels of a truncated file uninitialised (found by fuzz/fuzz_image.cpp).
+#define STBI_NO_PNM
 #include <stb/stb_image.h>
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
@@ -20,6 +23,9 @@
 namespace sdl {
 
 namespace {
+
+// 16384 x 16384: far above any size the pipeline can run at, below the memory a desktop has.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
 
 void append_be32(std::vector<uint8_t>& out, uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8)
@@ -58,6 +64,12 @@ Image8 decode_image(const uint8_t* data, size_t size, const std::string& what) {
     if (size > static_cast<size_t>(INT32_MAX))
         throw Error(what + ": file too large to be an image");
     int w = 0, h = 0, n = 0;
+    // Checked before decoding: stb allocates the whole image up front and reads missing pixels of
+    // some formats (PPM, BMP, TGA) as zeros, so a 20-byte header could otherwise cost gigabytes.
+    if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &n) &&
+        (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > kMaxImagePixels))
+        throw Error(what + ": image of " + std::to_string(w) + " x " + std::to_string(h) +
+                    " pixels: empty or larger than SD Lens reads (" + std::to_string(kMaxImagePixels) + " pixels)");
     stbi_uc* px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &n, 3);
     if (!px)
         throw Error(what + ": not a readable image (" + stbi_failure_reason() + ")");
