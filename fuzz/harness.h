@@ -21,10 +21,8 @@ inline void check(bool ok, const char* what) {
 }
 
 // Keeps the reads that compute v from being optimised away.
-inline void sink(unsigned v) {
-    static volatile unsigned s;
-    s = v;
-}
+inline volatile unsigned g_sink = 0;
+inline void sink(unsigned v) { g_sink = v; }
 
 // Runs f; returns false when it rejected the input with sdl::Error.
 template <class F>

@@ -6,6 +6,3 @@ endif()
 add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
                     -fno-omit-frame-pointer -g)
 add_link_options(-fsanitize=address,undefined)
-# The core areas are PIC and reuse the torch PCH; clang refuses a PCH built without -fPIC for them
-# ("is pie differs in PCH file"), gcc does not. Everything PIC keeps them consistent.
-set(CMAKE_POSITION_INDEPENDENT_CODE ON)
