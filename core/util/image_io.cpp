@@ -64,8 +64,8 @@ Image8 decode_image(const uint8_t* data, size_t size, const std::string& what) {
     if (size > static_cast<size_t>(INT32_MAX))
         throw Error(what + ": file too large to be an image");
     int w = 0, h = 0, n = 0;
-    // Checked before decoding: stb allocates the whole image up front and reads missing pixels of
-    // some formats (PPM, BMP, TGA) as zeros, so a 20-byte header could otherwise cost gigabytes.
+    // Checked before decoding: stb allocates the whole image from the header's dimensions before
+    // it reads any pixel data, so a 20-byte header could otherwise cost gigabytes.
     if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &n) &&
         (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > kMaxImagePixels))
         throw Error(what + ": image of " + std::to_string(w) + " x " + std::to_string(h) +
