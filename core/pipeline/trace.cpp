@@ -32,8 +32,9 @@ void write_trace(const std::string& path, const Trace& trace) {
     std::map<std::string, torch::Tensor> tensors;
     for (const auto& f : kFields) {
         const torch::Tensor& t = trace.*(f.member);
+        // safetensors readers expect what diffusers stores: float32 timesteps, not float64.
         if (t.defined())
-            tensors[f.key] = t;
+            tensors[f.key] = t.scalar_type() == torch::kFloat64 ? t.to(torch::kFloat32) : t;
     }
     auto metadata = trace.settings;
     metadata["format"] = "sdlens-trace-1";
