@@ -5,10 +5,12 @@
 #include "core/pipeline/image_tensor.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/trace.h"
+#include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -152,6 +154,9 @@ int run_generate(Args& args) {
     const RuntimeOptions options = runtime_options(args);
     args.finish();
 
+    const auto& names = scheduler_names();
+    if (std::find(names.begin(), names.end(), r.scheduler) == names.end())
+        throw UsageError("unknown scheduler '" + r.scheduler + "' (expected lms, pndm, ddim, euler, euler_a or dpmpp_2m)");
     if (seed_arg && init_latents)
         throw UsageError("--seed and --init-latents are exclusive");
     if (r.steps < 1)

@@ -4,6 +4,8 @@
 #include "core/models/autoencoder_kl.h"
 #include "core/models/clip_text_model.h"
 #include "core/models/unet_2d_condition.h"
+#include "core/models/load.h"
+#include "core/models/runtime.h"
 #include "core/models/weights.h"
 #include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
@@ -16,40 +18,6 @@
 namespace sdl {
 
 namespace {
-
-torch::Device parse_device(const std::string& name) {
-    if (name == "cpu")
-        return torch::kCPU;
-    if (name == "cuda") {
-        if (!torch::cuda::is_available())
-            throw Error("--device cuda: no CUDA device is available to this LibTorch build");
-        return torch::kCUDA;
-    }
-    throw UsageError("unknown device '" + name + "' (expected cpu or cuda)");
-}
-
-torch::Dtype parse_dtype(const std::string& name, const torch::Device& device) {
-    if (name.empty())
-        return device.is_cuda() ? torch::kFloat16 : torch::kFloat32;
-    if (name == "fp32")
-        return torch::kFloat32;
-    if (name == "bf16")
-        return torch::kBFloat16;
-    if (name == "fp16") {
-        if (!device.is_cuda())
-            throw UsageError("--dtype fp16 is not supported on CPU (LibTorch lacks fp16 CPU kernels); use fp32 or bf16");
-        return torch::kFloat16;
-    }
-    throw UsageError("unknown dtype '" + name + "' (expected fp32, fp16 or bf16)");
-}
-
-std::string dtype_label(torch::Dtype t) {
-    if (t == torch::kFloat16)
-        return "fp16";
-    if (t == torch::kBFloat16)
-        return "bf16";
-    return "fp32";
-}
 
 ClipTokenizer make_tokenizer(const TokenizerFiles& t) {
     if (!t.vocab_json.empty() && !t.merges_txt.empty())
@@ -163,18 +131,10 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     m.tokenizer = std::make_unique<ClipTokenizer>(make_tokenizer(files.tokenizer));
     m.scheduler_json = files.scheduler_config;
 
-    const auto te_cfg = ClipTextConfig::from_json(files.text_encoder.config);
-    const auto unet_cfg = UNet2DConditionConfig::from_json(files.unet.config);
-    const auto vae_cfg = AutoencoderKLConfig::from_json(files.vae.config);
-    m.text_encoder = ClipTextModel(te_cfg);
-    m.unet = UNet2DConditionModel(unet_cfg);
-    m.vae = AutoencoderKL(vae_cfg);
-    load_weights(*m.text_encoder, files.text_encoder, m.dtype, m.device);
-    load_weights(*m.unet, files.unet, m.dtype, m.device);
-    load_weights(*m.vae, files.vae, m.dtype, m.device);
-    m.text_encoder->eval();
-    m.unet->eval();
-    m.vae->eval();
+    m.text_encoder = load_text_encoder(files.text_encoder, m.dtype, m.device);
+    m.unet = load_unet(files.unet, m.dtype, m.device);
+    m.vae = load_vae(files.vae, m.dtype, m.device);
+    const auto& te_cfg = m.text_encoder->config();
 
     ModelInfo& info = m.info;
     info.path = path;
@@ -186,7 +146,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.vae_params = parameter_count(*m.vae);
     info.text_hidden = te_cfg.hidden_size;
     info.text_layers = te_cfg.num_hidden_layers;
-    info.scaling_factor = vae_cfg.scaling_factor;
+    info.scaling_factor = m.vae->config().scaling_factor;
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return sd;
 }
@@ -224,6 +184,11 @@ EncodedImage StableDiffusion::encode_image(const torch::Tensor& image) {
 torch::Tensor StableDiffusion::decode_latents(const torch::Tensor& latents, PipelineObserver* observer) {
     c10::InferenceMode guard;
     return impl_->decode(latents, observer);
+}
+
+torch::Tensor StableDiffusion::predict_noise(const torch::Tensor& sample, double t, const torch::Tensor& context) {
+    c10::InferenceMode guard;
+    return impl_->unet_call(sample, t, context);
 }
 
 torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserver& observer) {

@@ -83,6 +83,9 @@ public:
     // latents [N, 4, h, w] already multiplied by the scaling factor -> [N, 3, H, W] in [0, 1].
     torch::Tensor decode_latents(const torch::Tensor& latents, PipelineObserver* observer = nullptr);
 
+    // One U-Net call: sample [B, 4, h, w] at timestep t with context [B, 77, D] -> float32 [B, 4, h, w].
+    torch::Tensor predict_noise(const torch::Tensor& sample, double t, const torch::Tensor& context);
+
     // Runs txt2img or img2img; returns the images [count, 3, H, W] in [0, 1] (CPU, float32).
     torch::Tensor generate(const GenerateRequest& request, PipelineObserver& observer);
 

@@ -1,0 +1,154 @@
+// sdlens-cli bench: one JSON object of timings for people and notes (not a test: machines are noisy).
+#include "app/cli/command.h"
+#include "app/cli/runtime_flags.h"
+#include "core/util/error.h"
+#include "core/pipeline/pipeline.h"
+
+#include <nlohmann/json.hpp>
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sys/resource.h>
+
+namespace sdl::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+double peak_rss_mb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss / 1024.0;
+}
+
+std::string cpu_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("model name", 0) == 0)
+            return line.substr(line.find(':') + 2);
+    return "unknown";
+}
+
+// Lines of at::show_config() that say which BLAS and oneDNN LibTorch was built with.
+std::vector<std::string> backend_lines() {
+    std::vector<std::string> out;
+    std::string cfg = at::show_config();
+    size_t pos = 0;
+    while (pos < cfg.size()) {
+        const size_t end = cfg.find('\n', pos);
+        std::string line = cfg.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        if (line.find("BLAS") != std::string::npos || line.find("MKL") != std::string::npos ||
+            line.find("oneDNN") != std::string::npos || line.find("OpenMP") != std::string::npos) {
+            line.erase(0, line.find_first_not_of(" -"));
+            out.push_back(line);
+        }
+        if (end == std::string::npos)
+            break;
+        pos = end + 1;
+    }
+    return out;
+}
+
+void sync(const torch::Device& d) {
+    if (d.is_cuda())
+        torch::cuda::synchronize();
+}
+
+struct Stats {
+    double median = 0, min = 0;
+};
+
+template <class F>
+Stats time_repeated(int repeat, const torch::Device& device, F&& f) {
+    f();  // warm-up: first calls allocate and pick kernels
+    sync(device);
+    std::vector<double> ms;
+    for (int i = 0; i < repeat; ++i) {
+        const auto t0 = Clock::now();
+        f();
+        sync(device);
+        ms.push_back(ms_since(t0));
+    }
+    std::sort(ms.begin(), ms.end());
+    return {ms[ms.size() / 2], ms.front()};
+}
+
+int run_bench(Args& args) {
+    const std::string model = args.required("--model");
+    const int width = args.get_int("--width", 512);
+    const int height = args.get_int("--height", 512);
+    const int steps = args.get_int("--steps", 20);
+    const std::string scheduler = args.get_or("--scheduler", "lms");
+    const int repeat = std::max(1, args.get_int("--repeat", 3));
+    const bool skip_pipeline = args.has("--no-pipeline");
+    const RuntimeOptions options = runtime_options(args);
+    args.finish();
+    if (width <= 0 || height <= 0 || width % 8 || height % 8)
+        throw UsageError("--width and --height must be positive multiples of 8");
+
+    const auto t_load = Clock::now();
+    auto sd = StableDiffusion::load(model, options);
+    const double load_s = ms_since(t_load) / 1000.0;
+    const torch::Device device(options.device == "cuda" ? torch::kCUDA : torch::kCPU);
+
+    nlohmann::json j;
+    j["versions"] = {{"libtorch", TORCH_VERSION},
+                     {"device", device.is_cuda() ? "cuda" : cpu_name()},
+                     {"backends", backend_lines()},
+                     {"threads", at::get_num_threads()}};
+    j["model"] = model;
+    j["dtype"] = sd->info().dtype;
+    j["size"] = {width, height};
+    j["load_s"] = load_s;
+
+    const int64_t h = height / 8, w = width / 8;
+    torch::Tensor context;
+    const Stats te = time_repeated(repeat, device, [&] { context = sd->encode_prompt("a dog wearing hat"); });
+    auto ctx2 = torch::cat({context, context});
+    auto sample = torch::randn({2, 4, h, w});
+    const Stats unet = time_repeated(repeat, device, [&] { sd->predict_noise(sample, 500.0, ctx2); });
+    auto image = torch::rand({1, 3, height, width}) * 2 - 1;
+    const Stats enc = time_repeated(repeat, device, [&] { sd->encode_image(image); });
+    auto latents = torch::randn({1, 4, h, w});
+    const Stats dec = time_repeated(repeat, device, [&] { sd->decode_latents(latents); });
+    j["text_encode_ms"] = {{"median", te.median}, {"min", te.min}};
+    j["unet_call_ms"] = {{"batch", 2}, {"median", unet.median}, {"min", unet.min}};
+    j["vae_encode_ms"] = {{"median", enc.median}, {"min", enc.min}};
+    j["vae_decode_ms"] = {{"median", dec.median}, {"min", dec.min}};
+
+    if (!skip_pipeline) {
+        GenerateRequest r;
+        r.prompt = "a dog wearing hat";
+        r.steps = steps;
+        r.width = width;
+        r.height = height;
+        r.scheduler = scheduler;
+        r.seed = 0;
+        PipelineObserver obs;
+        const auto t0 = Clock::now();
+        sd->generate(r, obs);
+        sync(device);
+        const double s = ms_since(t0) / 1000.0;
+        j["pipeline"] = {{"steps", steps}, {"scheduler", scheduler}, {"seconds", s}, {"it_per_s", steps / s}};
+    }
+    j["peak_rss_mb"] = peak_rss_mb();
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+}
+
+const Register reg{"bench",
+                   "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run)",
+                   {"--no-pipeline"}, run_bench};
+
+} // namespace
+} // namespace sdl::cli

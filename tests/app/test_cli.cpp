@@ -1,0 +1,298 @@
+// sdlens-cli as scripts use it: the output contract of each command, and the bad-input table
+// (one line on stderr, exit 1 for bad data, 2 for a bad command line, header problems found fast).
+#include <QElapsedTimer>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const QString kData = SDLENS_TEST_DATA;
+
+struct Run {
+    int code = -1;
+    QByteArray out, err;
+    qint64 ms = 0;
+};
+
+Run cli(const QStringList& args, int timeout_ms = 120000) {
+    QProcess p;
+    QElapsedTimer timer;
+    timer.start();
+    p.start(SDLENS_CLI, args);
+    p.closeWriteChannel();
+    if (!p.waitForFinished(timeout_ms)) {
+        p.kill();
+        p.waitForFinished();
+    }
+    Run r;
+    r.ms = timer.elapsed();
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    r.out = p.readAllStandardOutput();
+    r.err = p.readAllStandardError();
+    return r;
+}
+
+QJsonObject json(const QByteArray& text) { return QJsonDocument::fromJson(text).object(); }
+
+void copy_model(const QString& to) {
+    fs::copy((kData + "/tiny-sd").toStdString(), to.toStdString(), fs::copy_options::recursive);
+    for (auto& e : fs::recursive_directory_iterator(to.toStdString()))
+        fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+}
+
+QByteArray read_all(const QString& path) {
+    QFile f(path);
+    f.open(QIODevice::ReadOnly);
+    return f.readAll();
+}
+
+void write_all(const QString& path, const QByteArray& bytes) {
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    f.write(bytes);
+}
+
+// Rewrites the safetensors header of a file with `edit` applied to its JSON text.
+void edit_header(const QString& path, const std::function<QByteArray(QByteArray)>& edit) {
+    QByteArray b = read_all(path);
+    quint64 n = 0;
+    memcpy(&n, b.constData(), 8);
+    QByteArray header = edit(b.mid(8, static_cast<int>(n)));
+    QByteArray data = b.mid(8 + static_cast<int>(n));
+    quint64 m = static_cast<quint64>(header.size());
+    QByteArray out(reinterpret_cast<const char*>(&m), 8);
+    write_all(path, out + header + data);
+}
+
+} // namespace
+
+class TestCli : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+
+    void expectError(const QStringList& args, int code, const QString& mention, qint64 max_ms = 0) {
+        const Run r = cli(args);
+        const QString err = QString::fromUtf8(r.err).trimmed();
+        QVERIFY2(r.code == code, qPrintable(QString("exit %1, expected %2; stderr: %3").arg(r.code).arg(code).arg(err)));
+        QVERIFY2(!err.isEmpty() && !err.contains('\n'), qPrintable("stderr must be one line: " + err));
+        QVERIFY2(err.contains(mention, Qt::CaseInsensitive), qPrintable("'" + err + "' should mention " + mention));
+        if (max_ms)
+            QVERIFY2(r.ms < max_ms, qPrintable(QString("took %1 ms").arg(r.ms)));
+    }
+
+private slots:
+    void tokenizeContract() {
+        const Run r = cli({"tokenize", "a dog wearing hat", ""});
+        QCOMPARE(r.code, 0);
+        const auto lines = r.out.trimmed().split('\n');
+        QCOMPARE(lines.size(), 2);
+        const auto o = json(lines[0]);
+        for (const char* key : {"prompt", "input_ids", "attention_mask", "tokens", "untruncated_ids", "truncated"})
+            QVERIFY2(o.contains(key), key);
+        QCOMPARE(o["input_ids"].toArray().size(), 77);
+        QCOMPARE(o["input_ids"].toArray()[2].toInt(), 1929);
+        QCOMPARE(o["tokens"].toArray()[2].toString(), QString("dog</w>"));
+    }
+
+    void inspectFindsBothLayoutsComplete_data() {
+        QTest::addColumn<QString>("path");
+        QTest::addColumn<QString>("layout");
+        QTest::newRow("folder") << kData + "/tiny-sd" << "diffusers";
+        QTest::newRow("single-file") << kData + "/tiny-sd.single-file.safetensors" << "single-file";
+    }
+    void inspectFindsBothLayoutsComplete() {
+        QFETCH(QString, path);
+        QFETCH(QString, layout);
+        const Run r = cli({"inspect", path});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r.out);
+        QCOMPARE(o["layout"].toString(), layout);
+        for (const char* c : {"text_encoder", "unet", "vae"}) {
+            const auto comp = o["components"].toObject()[c].toObject();
+            QVERIFY2(comp["parameters"].toDouble() > 0, c);
+        }
+    }
+
+    void makeModelThenGenerateWithTrace() {
+        const QString model = tmp_.filePath("demo");
+        Run r = cli({"make-model", "--preset", "tiny", "--out", model, "--seed", "3"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QCOMPARE(cli({"inspect", model}).code, 0);
+        const QString png = tmp_.filePath("out.png"), trace = tmp_.filePath("run.safetensors");
+        r = cli({"generate", "--model", model, "--prompt", "a red fox", "--negative-prompt", "blurry", "--steps", "3",
+                 "--width", "64", "--height", "64", "--seed", "42", "--scheduler", "euler_a", "--out", png, "--trace",
+                 trace});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QCOMPARE(json(r.out)["seed"].toInteger(), 42);
+        const QByteArray bytes = read_all(png);
+        QVERIFY(bytes.startsWith("\x89PNG"));
+        QVERIFY(bytes.contains("parameters"));
+        QVERIFY(bytes.contains("Negative prompt: blurry"));
+        QVERIFY(bytes.contains("Steps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 42, Size: 64x64"));
+        const QByteArray t = read_all(trace);
+        for (const char* key : {"\"init\"", "\"steps\"", "\"noise_pred\"", "\"pred_x0\"", "\"timesteps\"", "\"sigmas\"",
+                                "\"text_embeddings\"", "\"input_ids\"", "\"image\""})
+            QVERIFY2(t.contains(key), key);
+    }
+
+    void scheduleContract() {
+        const Run r = cli({"schedule", "--scheduler", "euler", "--steps", "7"});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r.out);
+        QCOMPARE(o["timesteps"].toArray().size(), 7);
+        QCOMPARE(o["sigmas"].toArray().size(), 8);
+        QVERIFY(o["init_noise_sigma"].toDouble() > 1.0);
+    }
+
+    // The bad-input table of the hardening issue.
+    void missingPath() { expectError({"inspect", tmp_.filePath("nowhere")}, 1, "nowhere"); }
+    void randomBytesAsModel() {
+        const QString f = tmp_.filePath("random.safetensors");
+        QByteArray junk;
+        for (int i = 0; i < 4096; ++i)
+            junk.append(static_cast<char>((i * 7919) & 0xff));
+        write_all(f, junk);
+        expectError({"inspect", f}, 1, "random.safetensors", 2000);
+    }
+    void truncatedWeights() {
+        const QString m = tmp_.filePath("trunc");
+        copy_model(m);
+        const QString f = m + "/unet/diffusion_pytorch_model.safetensors";
+        write_all(f, read_all(f).left(100000));
+        expectError({"inspect", m}, 1, "diffusion_pytorch_model.safetensors", 2000);
+    }
+    void headerLengthBeyondFile() {
+        const QString m = tmp_.filePath("hlen");
+        copy_model(m);
+        const QString f = m + "/vae/diffusion_pytorch_model.safetensors";
+        QByteArray b = read_all(f);
+        const quint64 huge = 1ull << 40;
+        memcpy(b.data(), &huge, 8);
+        write_all(f, b);
+        expectError({"inspect", m}, 1, "header", 2000);
+    }
+    void brokenJson() {
+        const QString m = tmp_.filePath("json");
+        copy_model(m);
+        edit_header(m + "/vae/diffusion_pytorch_model.safetensors", [](QByteArray h) { return h.left(h.size() / 2); });
+        expectError({"inspect", m}, 1, "json", 2000);
+    }
+    void offsetsOutsideTheData() {
+        const QString m = tmp_.filePath("offsets");
+        copy_model(m);
+        edit_header(m + "/text_encoder/model.safetensors", [](QByteArray h) {
+            auto o = QJsonDocument::fromJson(h).object();
+            auto first = o.begin();
+            if (first.key() == "__metadata__")
+                ++first;
+            auto t = first.value().toObject();
+            t["data_offsets"] = QJsonArray{0, 1e12};
+            o[first.key()] = t;
+            return QJsonDocument(o).toJson(QJsonDocument::Compact);
+        });
+        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
+                     "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "offset", 2000);
+    }
+    void wrongTensorShape() {
+        const QString m = tmp_.filePath("shape");
+        copy_model(m);
+        // conv_in.weight [32, 4, 3, 3] declared as [4, 32, 3, 3]: same byte length, wrong shape.
+        edit_header(m + "/unet/diffusion_pytorch_model.safetensors", [](QByteArray h) {
+            auto o = QJsonDocument::fromJson(h).object();
+            auto t = o["conv_in.weight"].toObject();
+            t["shape"] = QJsonArray{4, 32, 3, 3};
+            o["conv_in.weight"] = t;
+            return QJsonDocument(o).toJson(QJsonDocument::Compact);
+        });
+        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
+                     "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "conv_in.weight");
+    }
+    void missingTensor() {
+        const QString m = tmp_.filePath("missing");
+        copy_model(m);
+        edit_header(m + "/unet/diffusion_pytorch_model.safetensors", [](QByteArray h) {
+            auto o = QJsonDocument::fromJson(h).object();
+            o.remove("conv_out.bias");
+            return QJsonDocument(o).toJson(QJsonDocument::Compact);
+        });
+        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
+                     "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "conv_out.bias");
+    }
+    void badAndMissingConfig() {
+        const QString m = tmp_.filePath("config");
+        copy_model(m);
+        auto config = QJsonDocument::fromJson(read_all(m + "/unet/config.json")).object();
+        config["layers_per_block"] = -2;
+        write_all(m + "/unet/config.json", QJsonDocument(config).toJson());
+        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
+                     "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "layers_per_block");
+        QFile::remove(m + "/unet/config.json");
+        expectError({"inspect", m}, 1, "config.json");
+    }
+    void nonImageAsImage() {
+        const QString f = tmp_.filePath("notes.png");
+        write_all(f, "not an image at all");
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--image", f, "--width", "128",
+                     "--height", "128", "--steps", "2", "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "notes.png");
+    }
+    void sizeNotMultipleOf8() {
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--width", "100", "--seed", "1"}, 2,
+                    "multiple");
+    }
+    void zeroSteps() {
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "0", "--seed", "1"}, 2,
+                    "steps");
+    }
+    void unknownScheduler() {
+        expectError({"schedule", "--scheduler", "warp", "--steps", "10"}, 2, "warp");
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--scheduler", "warp", "--steps",
+                     "1", "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    2, "warp");
+    }
+    void unknownTensorKey() {
+        expectError({"unet", "--model", kData + "/tiny-sd", "--sample", kData + "/reference.safetensors:nope",
+                     "--context", kData + "/reference.safetensors:unet.context", "--timestep", "1", "--out",
+                     tmp_.filePath("never.safetensors")},
+                    1, "nope");
+    }
+    void unknownFlagAndCommand() {
+        expectError({"tokenize", "--frobnicate", "1", "x"}, 2, "frobnicate");
+        expectError({"teleport"}, 2, "teleport");
+    }
+    void pickleIsRefused() {
+        const QString f = tmp_.filePath("model.ckpt");
+        write_all(f, QByteArray("\x80\x02}q\x00.", 6));
+        expectError({"inspect", f}, 1, "safetensors");
+    }
+
+    // Odd but valid prompts work.
+    void oddPromptsWork() {
+        QString long_prompt;
+        for (int i = 0; i < 2000; ++i)
+            long_prompt += "word ";
+        const Run r = cli({"tokenize", "", long_prompt, QString::fromUtf8("a \xF0\x9F\x90\xB6 dog"),
+                           QString::fromLatin1("caf\xE9")});
+        QCOMPARE(r.code, 0);
+        const auto lines = r.out.trimmed().split('\n');
+        QCOMPARE(lines.size(), 4);
+        QVERIFY(json(lines[1])["truncated"].toBool());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"
