@@ -49,7 +49,7 @@ nlohmann::json read_json(const fs::path& p) {
 // with the user's own Python is safe (weights_only=True) and quick.
 [[noreturn]] void refuse_pickle(const std::string& path) {
     throw Error(path +
-                " is a PyTorch pickle checkpoint, which SD Lens does not open because loading a pickle can run "
+                ": is a PyTorch pickle checkpoint, which SD Lens does not open because loading a pickle can run "
                 "arbitrary code. Convert it to safetensors once, in Python: import torch, safetensors.torch as st; "
                 "sd = torch.load('IN.ckpt', map_location='cpu', weights_only=True); sd = sd.get('state_dict', sd); "
                 "st.save_file({k: v.contiguous() for k, v in sd.items() if torch.is_tensor(v)}, 'OUT.safetensors') "
