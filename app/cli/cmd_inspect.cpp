@@ -5,6 +5,10 @@
 #include "app/cli/command.h"
 #include "core/io/model_files.h"
 #include "core/io/tensor_io.h"
+#include "core/models/autoencoder_kl.h"
+#include "core/models/clip_text_model.h"
+#include "core/models/unet_2d_condition.h"
+#include "core/models/weights.h"
 #include "core/util/error.h"
 
 #include <nlohmann/json.hpp>
@@ -32,6 +36,20 @@ nlohmann::json describe(const sdl::ComponentFiles& c) {
             {"ignored", c.ignored}};
 }
 
+// The names and shapes the networks built from the configs expect, against what the files hold.
+// Building allocates no weights, so this costs milliseconds even for SD 1.5.
+nlohmann::json key_check(const sdl::ComponentFiles& c) {
+    sdl::ModelCheck check;
+    if (c.name == "text_encoder")
+        check = sdl::check_weights(*sdl::ClipTextModel(sdl::ClipTextConfig::from_json(c.config)), c);
+    else if (c.name == "unet")
+        check = sdl::check_weights(*sdl::UNet2DConditionModel(sdl::UNet2DConditionConfig::from_json(c.config)), c);
+    else
+        check = sdl::check_weights(*sdl::AutoencoderKL(sdl::AutoencoderKLConfig::from_json(c.config)), c);
+    return {{"complete", check.ok()}, {"missing", check.missing}, {"unexpected", check.unexpected},
+            {"misshapen", check.misshapen}};
+}
+
 std::string tokenizer_source(const sdl::TokenizerFiles& t) {
     if (!t.vocab_json.empty())
         return "vocab.json+merges.txt";
@@ -53,8 +71,14 @@ int run_inspect(sdl::cli::Args& args) {
 
     const sdl::ModelFiles m = sdl::open_model_files(pos[0]);
     nlohmann::json out = {{"path", m.path}, {"layout", sdl::layout_name(m.layout)}};
-    for (const auto* c : {&m.text_encoder, &m.unet, &m.vae})
-        out["components"][c->name] = describe(*c);
+    bool complete = true;
+    for (const auto* c : {&m.text_encoder, &m.unet, &m.vae}) {
+        auto d = describe(*c);
+        d["keys"] = key_check(*c);
+        complete = complete && d["keys"]["complete"].get<bool>();
+        out["components"][c->name] = d;
+    }
+    out["complete"] = complete;
     out["scheduler_config"] = m.scheduler_config;
     const std::string source = tokenizer_source(m.tokenizer);
     out["tokenizer"] = {{"source", source}};

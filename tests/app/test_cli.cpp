@@ -117,6 +117,7 @@ private slots:
         QCOMPARE(r.code, 0);
         const auto o = json(r.out);
         QCOMPARE(o["layout"].toString(), layout);
+        QVERIFY(o["complete"].toBool());
         for (const char* c : {"text_encoder", "unet", "vae"}) {
             const auto comp = o["components"].toObject()[c].toObject();
             QVERIFY2(comp["parameters"].toDouble() > 0, c);
@@ -127,7 +128,9 @@ private slots:
         const QString model = tmp_.filePath("demo");
         Run r = cli({"make-model", "--preset", "tiny", "--out", model, "--seed", "3"});
         QVERIFY2(r.code == 0, r.err.constData());
-        QCOMPARE(cli({"inspect", model}).code, 0);
+        const Run info = cli({"inspect", model});
+        QCOMPARE(info.code, 0);
+        QVERIFY(json(info.out)["complete"].toBool());
         const QString png = tmp_.filePath("out.png"), trace = tmp_.filePath("run.safetensors");
         r = cli({"generate", "--model", model, "--prompt", "a red fox", "--negative-prompt", "blurry", "--steps", "3",
                  "--width", "64", "--height", "64", "--seed", "42", "--scheduler", "euler_a", "--out", png, "--trace",
