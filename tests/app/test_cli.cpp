@@ -267,6 +267,11 @@ private slots:
                      "1", "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
                     2, "warp");
     }
+    void tooLargeForMemoryIsRefusedUpFront() {
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--width", "16384", "--height",
+                     "16384", "--steps", "1", "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "GiB");
+    }
     void unknownTensorKey() {
         expectError({"unet", "--model", kData + "/tiny-sd", "--sample", kData + "/reference.safetensors:nope",
                      "--context", kData + "/reference.safetensors:unet.context", "--timestep", "1", "--out",
