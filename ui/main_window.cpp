@@ -282,7 +282,7 @@ QWidget* MainWindow::buildSettingsPanel() {
     seedLock_->setToolTip("Locked: every Generate uses this seed. Unlocked: a new random seed each time.");
     seedRow->addWidget(seedLock_);
     auto* dice = new QToolButton;
-    dice->setText("🎲");
+    dice->setText("Random");
     dice->setToolTip("New random seed");
     seedRow->addWidget(dice);
     form->addRow("Seed:", seedRow);
@@ -378,8 +378,9 @@ void MainWindow::buildStatusBar() {
     progress_ = new QProgressBar;
     progress_->setMaximumWidth(220);
     progress_->setTextVisible(true);
-    progress_->setFormat("%v / %m");
+    progress_->setRange(0, 1);
     progress_->setValue(0);
+    progress_->setFormat("idle");
     statusRate_ = new QLabel;
     statusBar()->addWidget(statusModel_, 1);
     statusBar()->addWidget(statusBusy_);
@@ -437,6 +438,7 @@ void MainWindow::connectWorker() {
         runTimer_.start();
         progress_->setRange(0, s.steps);
         progress_->setValue(0);
+        progress_->setFormat("step %v / %m");
         statusRate_->clear();
         generateView_->beginRun(s);
         scheduleView_->setScheduler(s.scheduler, s.steps, s.karras);

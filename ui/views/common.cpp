@@ -1,5 +1,6 @@
 #include "ui/views/common.h"
 
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPainter>
@@ -90,19 +91,19 @@ void ImageView::paintEvent(QPaintEvent*) {
     }
 }
 
-ChannelStrip::ChannelStrip(const QString& title, QWidget* parent) : QWidget(parent) {
+ChannelStrip::ChannelStrip(const QString& title, int columns, QWidget* parent) : QWidget(parent) {
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     title_ = new QLabel(title);
     title_->setVisible(!title.isEmpty());
     layout->addWidget(title_);
-    auto* row = new QHBoxLayout;
-    for (auto*& v : views_) {
-        v = new ImageView;
-        v->setPixelated(true);
-        row->addWidget(v);
+    auto* grid = new QGridLayout;
+    for (int c = 0; c < 4; ++c) {
+        views_[c] = new ImageView;
+        views_[c]->setPixelated(true);
+        grid->addWidget(views_[c], c / columns, c % columns);
     }
-    layout->addLayout(row, 1);
+    layout->addLayout(grid, 1);
 }
 
 void ChannelStrip::setLatents(const FloatTensor& latents, bool sharedScale) {
@@ -116,8 +117,8 @@ void ChannelStrip::setLatents(const FloatTensor& latents, bool sharedScale) {
         const auto r = sharedScale ? all : ch.range();
         const auto own = ch.range();
         views_[c]->setImage(greyImage(ch, r.first, r.second));
-        views_[c]->setCaption(QString("channel %1\n[%2, %3]")
-                                  .arg(c).arg(own.first, 0, 'f', 2).arg(own.second, 0, 'f', 2));
+        views_[c]->setCaption(QString("ch %1 [%2, %3]")
+                                  .arg(c).arg(own.first, 0, 'g', 3).arg(own.second, 0, 'g', 3));
     }
 }
 

@@ -42,7 +42,8 @@ private:
 class ChannelStrip : public QWidget {
     Q_OBJECT
 public:
-    explicit ChannelStrip(const QString& title = QString(), QWidget* parent = nullptr);
+    // columns: 4 in a row, or 2 for a 2×2 grid where space is narrow.
+    explicit ChannelStrip(const QString& title = QString(), int columns = 4, QWidget* parent = nullptr);
     // [4, h, w]; an empty tensor clears the strip. shared: one grey scale for all four channels.
     void setLatents(const FloatTensor& latents, bool sharedScale = false);
     void clear();

@@ -28,7 +28,7 @@ EmbeddingsView::EmbeddingsView(QWidget* parent) : QWidget(parent) {
     auto* bar = new QHBoxLayout;
     bar->addWidget(new QLabel("Layer:"));
     layer_ = new QComboBox;
-    layer_->setMinimumWidth(220);
+    layer_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     bar->addWidget(layer_);
     bar->addSpacing(12);
     bar->addWidget(new QLabel("Compare with:"));

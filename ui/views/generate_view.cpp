@@ -44,9 +44,9 @@ GenerateView::GenerateView(QWidget* parent) : QWidget(parent) {
     grid->setColumnStretch(1, 2);
     layout->addLayout(grid, 3);
 
-    latentStrip_ = new ChannelStrip("Noisy latents after this step");
-    noiseStrip_ = new ChannelStrip("Guided noise prediction");
-    x0Strip_ = new ChannelStrip("Predicted x0 (clean latents)");
+    latentStrip_ = new ChannelStrip("Noisy latents after this step", 2);
+    noiseStrip_ = new ChannelStrip("Guided noise prediction", 2);
+    x0Strip_ = new ChannelStrip("Predicted x0 (clean latents)", 2);
     auto* strips = new QHBoxLayout;
     strips->addWidget(latentStrip_);
     strips->addWidget(noiseStrip_);
