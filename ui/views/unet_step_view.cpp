@@ -54,7 +54,11 @@ UNetStepView::UNetStepView(QWidget* parent) : QWidget(parent) {
     connect(prompt_, &QLineEdit::returnPressed, this, [this] { emit runRequested(step(), prompt(), guidance()); });
 }
 
-void UNetStepView::setStepCount(int steps) { step_->setMaximum(std::max(0, steps - 1)); }
+// The article probes step 40 of 50; keeping that fraction keeps the probe comparable across step counts.
+void UNetStepView::setStepCount(int steps) {
+    step_->setMaximum(std::max(0, steps - 1));
+    step_->setValue(steps * 4 / 5);
+}
 int UNetStepView::step() const { return step_->value(); }
 QString UNetStepView::prompt() const { return prompt_->text(); }
 double UNetStepView::guidance() const { return guidance_->value(); }
