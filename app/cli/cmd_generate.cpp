@@ -45,6 +45,8 @@ public:
         start_ = std::chrono::steady_clock::now();
     }
     void on_step(const StepEvent& e) override {
+        if (e.attention.defined() && run_ == 1)
+            attention_.push_back(e.attention);
         if (keep_ && run_ == 1) {
             steps_.push_back(e.latents.cpu());
             noise_.push_back(e.noise_pred.cpu());
@@ -72,6 +74,11 @@ public:
         return t;
     }
 
+    // [steps, 77, H/8, W/8] plus the ids of the prompt's tokens, so a reader can label the maps.
+    void save_attention(const std::string& path, const std::map<std::string, std::string>& settings) const {
+        save_tensors(path, {{"attention", torch::stack(attention_)}, {"input_ids", ids_[1].clone()}}, settings);
+    }
+
 private:
     void draw(int done, int total) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -90,7 +97,7 @@ private:
     int run_ = 0;
     std::chrono::steady_clock::time_point start_;
     torch::Tensor ids_, embeddings_, timesteps_, sigmas_, init_;
-    std::vector<torch::Tensor> steps_, noise_, x0_;
+    std::vector<torch::Tensor> steps_, noise_, x0_, attention_;
     std::vector<double> step_timesteps_;
 };
 
@@ -151,6 +158,8 @@ int run_generate(Args& args) {
     r.strength = args.get_double("--strength", 0.8);
     const std::string out = args.get_or("--out", "sdlens.png");
     const auto trace_path = args.get("--trace");
+    const auto attention_path = args.get("--attention");
+    r.record_attention = attention_path.has_value();
     const RuntimeOptions options = runtime_options(args);
     args.finish();
 
@@ -202,15 +211,19 @@ int run_generate(Args& args) {
         write_png(nth_path(out, i), tensor_to_image(images[i]), {{"parameters", params}});
         summary["images"].push_back(nth_path(out, i));
     }
+    std::map<std::string, std::string> settings = {
+        {"prompt", r.prompt}, {"negative_prompt", r.negative_prompt}, {"steps", std::to_string(r.steps)},
+        {"guidance", format_number(r.guidance)}, {"width", std::to_string(r.width)},
+        {"height", std::to_string(r.height)}, {"scheduler", r.scheduler}, {"karras", r.karras ? "1" : "0"},
+        {"seed", std::to_string(r.seed)}, {"clip_skip", std::to_string(r.clip_skip)}, {"model", model},
+        {"parameters", a1111_parameters(r, r.seed, model)}};
     if (trace_path) {
-        std::map<std::string, std::string> settings = {
-            {"prompt", r.prompt}, {"negative_prompt", r.negative_prompt}, {"steps", std::to_string(r.steps)},
-            {"guidance", format_number(r.guidance)}, {"width", std::to_string(r.width)},
-            {"height", std::to_string(r.height)}, {"scheduler", r.scheduler}, {"karras", r.karras ? "1" : "0"},
-            {"seed", std::to_string(r.seed)}, {"clip_skip", std::to_string(r.clip_skip)}, {"model", model},
-            {"parameters", a1111_parameters(r, r.seed, model)}};
         write_trace(*trace_path, observer.trace(images, settings));
         summary["trace"] = *trace_path;
+    }
+    if (attention_path) {
+        observer.save_attention(*attention_path, settings);
+        summary["attention"] = *attention_path;
     }
     std::printf("%s\n", summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;

@@ -17,6 +17,10 @@ struct StepEvent {
     torch::Tensor noise_cond;    // [N, 4, h, w]
     torch::Tensor noise_uncond;  // [N, 4, h, w] (undefined when guidance is off)
     torch::Tensor pred_x0;       // [N, 4, h, w] the scheduler's predicted clean latents
+    // Only when GenerateRequest::record_attention: the conditional pass's cross-attention
+    // probabilities per prompt token, averaged over heads and over every cross-attention layer
+    // (each upsampled to the latent grid first): [77, h, w]. At each position they sum to 1.
+    torch::Tensor attention;
 };
 
 class PipelineObserver {

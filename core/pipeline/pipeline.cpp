@@ -2,6 +2,7 @@
 
 #include "core/io/model_files.h"
 #include "core/models/autoencoder_kl.h"
+#include "core/models/hooks.h"
 #include "core/models/clip_text_model.h"
 #include "core/models/unet_2d_condition.h"
 #include "core/models/load.h"
@@ -129,20 +130,58 @@ struct StableDiffusion::Impl {
     // Classifier-free guidance: one batched call on [uncond, cond].
     struct Guided {
         torch::Tensor pred, cond, uncond;
+        torch::Tensor attention;  // [77, h, w] of the first conditional sample, when recorded
     };
-    Guided guided_noise(const torch::Tensor& scaled, double t, const torch::Tensor& embeds, double guidance) {
+    Guided guided_noise(const torch::Tensor& scaled, double t, const torch::Tensor& embeds, double guidance,
+                        bool record_attention = false) {
         const bool cfg = guidance > 1.0;
-        if (!cfg) {
-            auto cond = unet_call(scaled, t, embeds.narrow(0, 1, 1).expand({scaled.size(0), -1, -1}));
-            return {cond, cond, torch::Tensor()};
-        }
         const int64_t n = scaled.size(0);
-        auto batch = torch::cat({scaled, scaled});
-        auto ctx = torch::cat({embeds.narrow(0, 0, 1).expand({n, -1, -1}), embeds.narrow(0, 1, 1).expand({n, -1, -1})});
-        auto out = unet_call(batch, t, ctx);
-        auto uncond = out.narrow(0, 0, n);
-        auto cond = out.narrow(0, n, n);
-        return {uncond + guidance * (cond - uncond), cond, uncond};
+        std::vector<AttentionProbs> probs;
+        ModelHooks hooks;
+        if (record_attention) {
+            hooks.attention = &probs;
+            unet->set_hooks(&hooks);
+        }
+        Guided g;
+        try {
+            if (!cfg) {
+                g.cond = unet_call(scaled, t, embeds.narrow(0, 1, 1).expand({n, -1, -1}));
+                g.pred = g.cond;
+            } else {
+                auto batch = torch::cat({scaled, scaled});
+                auto ctx = torch::cat({embeds.narrow(0, 0, 1).expand({n, -1, -1}), embeds.narrow(0, 1, 1).expand({n, -1, -1})});
+                auto out = unet_call(batch, t, ctx);
+                g.uncond = out.narrow(0, 0, n);
+                g.cond = out.narrow(0, n, n);
+                g.pred = g.uncond + guidance * (g.cond - g.uncond);
+            }
+        } catch (...) {
+            unet->set_hooks(nullptr);
+            throw;
+        }
+        if (record_attention) {
+            unet->set_hooks(nullptr);
+            g.attention = aggregate_attention(probs, cfg ? n : 0, scaled.size(2), scaled.size(3));
+        }
+        return g;
+    }
+
+    // DAAM-style aggregation: each layer's [h_l * w_l, 77] map of one sample, bilinearly upsampled
+    // to the latent grid, then averaged over layers. -> [77, h, w]
+    static torch::Tensor aggregate_attention(const std::vector<AttentionProbs>& probs, int64_t sample, int64_t h,
+                                             int64_t w) {
+        torch::Tensor sum;
+        for (const auto& p : probs) {
+            auto m = p.probs[sample].to(torch::kFloat32).t().reshape({1, -1, p.height, p.width});  // [1, 77, h_l, w_l]
+            if (p.height != h || p.width != w)
+                m = torch::nn::functional::interpolate(
+                    m, torch::nn::functional::InterpolateFuncOptions()
+                           .size(std::vector<int64_t>{h, w})
+                           .mode(torch::kBilinear)
+                           .align_corners(false));
+            sum = sum.defined() ? sum + m[0] : m[0];
+        }
+        return sum.defined() ? (sum / static_cast<double>(probs.size())).cpu() : torch::Tensor();
     }
 
     torch::Tensor decode(const torch::Tensor& latents, PipelineObserver* observer) {
@@ -304,7 +343,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
                 throw Cancelled();
             const double t = timesteps[i].item<double>();
             auto scaled = sched->scale_model_input(latents, static_cast<int>(i));
-            auto g = m.guided_noise(scaled, t, embeds, r.guidance);
+            auto g = m.guided_noise(scaled, t, embeds, r.guidance, r.record_attention);
             auto out = sched->step(g.pred, static_cast<int>(i), latents, gen);
             latents = out.prev_sample;
             check_finite(latents, "denoising loop");
@@ -318,6 +357,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
             e.noise_cond = g.cond;
             e.noise_uncond = g.uncond;
             e.pred_x0 = out.pred_original_sample;
+            e.attention = g.attention;
             observer.on_step(e);
         }
         if (observer.cancel_requested())

@@ -35,6 +35,7 @@ struct GenerateRequest {
     torch::Tensor init_latents;    // optional [count, 4, H/8, W/8], before init_noise_sigma
     torch::Tensor init_image;      // optional img2img source [1, 3, H, W] in [-1, 1]
     double strength = 0.8;         // img2img
+    bool record_attention = false; // fill StepEvent::attention (costs memory and time only when set)
 };
 
 struct ModelInfo {

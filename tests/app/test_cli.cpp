@@ -148,6 +148,19 @@ private slots:
             QVERIFY2(t.contains(key), key);
     }
 
+    void attentionFileHasTheDocumentedShape() {
+        const QString maps = tmp_.filePath("maps.safetensors");
+        const Run r = cli({"generate", "--model", kData + "/tiny-sd", "--prompt", "a dog wearing hat", "--steps", "3",
+                           "--width", "64", "--height", "48", "--seed", "5", "--out", tmp_.filePath("a.png"),
+                           "--attention", maps});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QByteArray b = read_all(maps);
+        quint64 n = 0;
+        memcpy(&n, b.constData(), 8);
+        const auto header = QJsonDocument::fromJson(b.mid(8, static_cast<int>(n))).object();
+        QCOMPARE(header["attention"].toObject()["shape"].toArray(), (QJsonArray{3, 77, 6, 8}));
+    }
+
     void scheduleContract() {
         const Run r = cli({"schedule", "--scheduler", "euler", "--steps", "7"});
         QCOMPARE(r.code, 0);

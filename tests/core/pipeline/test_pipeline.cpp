@@ -14,7 +14,7 @@ namespace {
 const std::string kData = SDLENS_TEST_DATA;
 
 struct Recorder : sdl::PipelineObserver {
-    std::vector<torch::Tensor> latents, x0, noise;
+    std::vector<torch::Tensor> latents, x0, noise, attention;
     torch::Tensor init, embeddings;
     int cancel_after = -1;
     void on_initial_latents(const torch::Tensor& t) override { init = t; }
@@ -23,6 +23,8 @@ struct Recorder : sdl::PipelineObserver {
         latents.push_back(e.latents.cpu());
         x0.push_back(e.pred_x0.cpu());
         noise.push_back(e.noise_pred.cpu());
+        if (e.attention.defined())
+            attention.push_back(e.attention);
     }
     bool cancel_requested() const override {
         return cancel_after >= 0 && static_cast<int>(latents.size()) >= cancel_after;
@@ -87,6 +89,24 @@ private slots:
         QVERIFY2(image_err <= 2e-3, "final image differs from diffusers");
         if (name == "euler_a")
             QVERIFY(max_abs(rec.init, ref("e2e.euler_a.init")) == 0.0);
+    }
+
+    void attentionMapsArePerTokenDistributions() {
+        auto r = e2e_request("lms");
+        r.steps = 2;
+        r.record_attention = true;
+        Recorder rec;
+        const auto with_maps = folder_->generate(r, rec);
+        QCOMPARE(static_cast<int>(rec.attention.size()), 2);
+        const auto& a = rec.attention[0];
+        QCOMPARE(a.sizes(), (at::IntArrayRef{77, 16, 16}));
+        // Every layer's softmax sums to 1 over the tokens; bilinear upsampling and averaging keep that.
+        QVERIFY((a.sum(0) - 1).abs().max().item<double>() < 1e-5);
+        QVERIFY(a.min().item<double>() >= 0);
+        Recorder plain;
+        r.record_attention = false;
+        QCOMPARE(max_abs(folder_->generate(r, plain), with_maps), 0.0);
+        QVERIFY(plain.attention.empty());
     }
 
     void seedsMatchTorchCpuGenerator() {
