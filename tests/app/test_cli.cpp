@@ -90,6 +90,13 @@ class TestCli : public QObject {
         qInfo("%lld ms: %s", static_cast<long long>(r.ms), qPrintable(err));
     }
 
+    // A one-step 64x64 generation on a damaged model: the load must fail, naming the problem.
+    void expectGenerateError(const QString& model, const QString& mention) {
+        expectError({"generate", "--model", model, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
+                     "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, mention);
+    }
+
 private slots:
     void tokenizeContract() {
         const Run r = cli({"tokenize", "a dog wearing hat", ""});
@@ -216,9 +223,7 @@ private slots:
             o[first.key()] = t;
             return QJsonDocument(o).toJson(QJsonDocument::Compact);
         });
-        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
-                     "--seed", "1", "--out", tmp_.filePath("never.png")},
-                    1, "offset");
+        expectGenerateError(m, "offset");
     }
     void wrongTensorShape() {
         const QString m = tmp_.filePath("shape");
@@ -231,9 +236,7 @@ private slots:
             o["conv_in.weight"] = t;
             return QJsonDocument(o).toJson(QJsonDocument::Compact);
         });
-        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
-                     "--seed", "1", "--out", tmp_.filePath("never.png")},
-                    1, "conv_in.weight");
+        expectGenerateError(m, "conv_in.weight");
     }
     void missingTensor() {
         const QString m = tmp_.filePath("missing");
@@ -243,9 +246,7 @@ private slots:
             o.remove("conv_out.bias");
             return QJsonDocument(o).toJson(QJsonDocument::Compact);
         });
-        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
-                     "--seed", "1", "--out", tmp_.filePath("never.png")},
-                    1, "conv_out.bias");
+        expectGenerateError(m, "conv_out.bias");
     }
     void badAndMissingConfig() {
         const QString m = tmp_.filePath("config");
@@ -253,9 +254,7 @@ private slots:
         auto config = QJsonDocument::fromJson(read_all(m + "/unet/config.json")).object();
         config["layers_per_block"] = -2;
         write_all(m + "/unet/config.json", QJsonDocument(config).toJson());
-        expectError({"generate", "--model", m, "--prompt", "x", "--steps", "1", "--width", "64", "--height", "64",
-                     "--seed", "1", "--out", tmp_.filePath("never.png")},
-                    1, "layers_per_block");
+        expectGenerateError(m, "layers_per_block");
         QFile::remove(m + "/unet/config.json");
         expectError({"inspect", m}, 1, "config.json");
     }
