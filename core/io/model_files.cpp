@@ -70,11 +70,24 @@ bool is_pickle_extension(const std::string& ext) {
 }
 
 // torch.save writes a zip archive ("PK\3\4") or, before 1.6, a bare pickle (protocol byte 0x80).
+// A zip (torch.save's format) or a raw pickle (protocol >= 2 opens with 0x80). A safetensors file
+// can open with 0x80 too (the low byte of its header length), so one whose header length fits the
+// file and whose JSON header starts right after it is not taken for a pickle.
 bool looks_like_pickle(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
-    unsigned char b[4] = {};
-    in.read(reinterpret_cast<char*>(b), 4);
-    return (b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4) || b[0] == 0x80;
+    unsigned char b[9] = {};
+    in.read(reinterpret_cast<char*>(b), 9);
+    if (b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4)
+        return true;
+    if (b[0] != 0x80)
+        return false;
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; --i)
+        header = (header << 8) | b[i];
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    const bool safetensors = !ec && size >= 9 && header <= size - 8 && b[8] == '{';
+    return !safetensors;
 }
 
 void add_tensors(ComponentFiles& c, const std::shared_ptr<SafetensorsFile>& f) {

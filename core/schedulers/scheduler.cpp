@@ -38,13 +38,14 @@ void read(const nlohmann::json& j, const char* key, T& out) {
     if constexpr (std::is_same_v<T, bool>)
         ok = it->is_boolean();
     else if constexpr (std::is_same_v<T, int>)
-        ok = it->is_number_integer() || (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>());
+        ok = (it->is_number_integer() || (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>())) &&
+             std::fabs(it->get<double>()) <= 1e6;  // no schedule is longer; also keeps the cast defined
     else if constexpr (std::is_same_v<T, double>)
         ok = it->is_number();
     else if constexpr (std::is_same_v<T, std::string>)
         ok = it->is_string();
     if (!ok)
-        throw Error(std::string("scheduler config: '") + key + "' has the wrong type (found " + json_type(*it) +
+        throw Error(std::string("scheduler config: '") + key + "' has the wrong type or is out of range (found " + json_type(*it) +
                     ", value " + it->dump() + ")");
     if constexpr (std::is_same_v<T, int>)
         out = static_cast<int>(it->get<double>());
