@@ -6,12 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sys/resource.h>
 
 namespace sdl::cli {
@@ -83,6 +85,45 @@ Stats time_repeated(int repeat, const torch::Device& device, F&& f) {
     return {ms[ms.size() / 2], ms.front()};
 }
 
+// Self time (children excluded) per operator over one run of f, largest first: says whether
+// convolutions, matmuls, norms or copies dominate without an external profiler.
+template <class F>
+nlohmann::json profile_ops(F&& f) {
+    namespace prof = torch::autograd::profiler;
+    std::map<std::string, std::pair<double, int>> self;  // name -> (self ms, calls)
+    {
+        prof::TLSLegacyProfilerGuard guard(
+            torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU),
+            [&](const prof::thread_event_lists& lists) {
+                for (const auto& events : lists) {
+                    // Open ranges: the push event and the time its children took.
+                    std::vector<std::pair<const prof::LegacyEvent*, double>> open;
+                    for (const auto& e : events) {
+                        if (e.kindStr() == "push") {
+                            open.emplace_back(&e, 0.0);
+                        } else if (e.kindStr() == "pop" && !open.empty()) {
+                            const auto [start, children] = open.back();
+                            open.pop_back();
+                            const double ms = start->cpuElapsedUs(e) / 1000.0;
+                            auto& slot = self[start->name()];
+                            slot.first += ms - children;
+                            slot.second += 1;
+                            if (!open.empty())
+                                open.back().second += ms;
+                        }
+                    }
+                }
+            });
+        f();
+    }
+    std::vector<std::pair<std::string, std::pair<double, int>>> rows(self.begin(), self.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 0; i < rows.size() && i < 15; ++i)
+        out.push_back({{"op", rows[i].first}, {"self_ms", rows[i].second.first}, {"calls", rows[i].second.second}});
+    return out;
+}
+
 int run_bench(Args& args) {
     const std::string model = args.required("--model");
     const int width = args.get_int("--width", 512);
@@ -91,6 +132,7 @@ int run_bench(Args& args) {
     const std::string scheduler = args.get_or("--scheduler", "lms");
     const int repeat = std::max(1, args.get_int("--repeat", 3));
     const bool skip_pipeline = args.has("--no-pipeline");
+    const bool profile = args.has("--profile");
     const RuntimeOptions options = runtime_options(args);
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
@@ -125,6 +167,10 @@ int run_bench(Args& args) {
     j["unet_call_ms"] = {{"batch", 2}, {"median", unet.median}, {"min", unet.min}};
     j["vae_encode_ms"] = {{"median", enc.median}, {"min", enc.min}};
     j["vae_decode_ms"] = {{"median", dec.median}, {"min", dec.min}};
+    if (profile) {
+        j["profile"]["unet_call"] = profile_ops([&] { sd->predict_noise(sample, 500.0, ctx2); });
+        j["profile"]["vae_decode"] = profile_ops([&] { sd->decode_latents(latents); });
+    }
 
     if (!skip_pipeline) {
         GenerateRequest r;
@@ -147,8 +193,9 @@ int run_bench(Args& args) {
 }
 
 const Register reg{"bench",
-                   "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run)",
-                   {"--no-pipeline"}, run_bench};
+                   "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run, "
+                   "--profile adds the operators taking the most time)",
+                   {"--no-pipeline", "--profile"}, run_bench};
 
 } // namespace
 } // namespace sdl::cli

@@ -13,12 +13,21 @@ namespace {
 // x 4 bytes x 2 = 1 GiB unchunked).
 constexpr int64_t kScoreBudgetBytes = int64_t{256} << 20;
 
+// [B, heads, L, d] -> [B*heads, L, d]: bmm takes one batch dimension. Copies once when the heads
+// are a transposed view of a [B, L, heads*d] projection, which bmm would otherwise copy per call.
+torch::Tensor fold_heads(const torch::Tensor& t) {
+    return t.reshape({-1, t.size(-2), t.size(-1)});
+}
+
+// q [N, Lq, d], k [N, Lk, d] -> [N, Lq, Lk].
 torch::Tensor probabilities(const torch::Tensor& q, const torch::Tensor& k, bool causal, int64_t q_offset,
                             bool upcast) {
+    // The 1/sqrt(d) scale goes on q (Lq x d values) rather than on the scores (Lq x Lk): one pass
+    // over a tensor d/Lk the size.
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-    auto scores = upcast ? torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-1, -2))
-                         : torch::matmul(q, k.transpose(-1, -2));  // [B, heads, Lq, Lk]
-    scores.mul_(scale);
+    const auto qs = (upcast ? q.to(torch::kFloat) : q) * scale;
+    const auto ks = upcast ? k.to(torch::kFloat) : k;
+    auto scores = torch::bmm(qs, ks.transpose(1, 2));
     if (causal) {
         const auto opts = torch::TensorOptions().dtype(torch::kLong).device(q.device());
         const auto qi = torch::arange(q_offset, q_offset + q.size(-2), opts).unsqueeze(1);
@@ -35,27 +44,29 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
                                bool upcast, torch::Tensor* probs) {
     const bool half = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
     upcast = upcast && half;
+    const int64_t b = q.size(0), heads = q.size(1), lq = q.size(-2);
+    const auto unfold = [&](const torch::Tensor& t) { return t.view({b, heads, t.size(-2), t.size(-1)}); };
     if (probs) {
-        *probs = probabilities(q, k, causal, 0, upcast);
-        return torch::matmul(*probs, v);
+        const auto p = probabilities(fold_heads(q), fold_heads(k), causal, 0, upcast);
+        *probs = unfold(p);
+        return unfold(torch::bmm(p, fold_heads(v)));
     }
 #if TORCH_VERSION_MAJOR >= 2
     if (!upcast)
         return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
 #endif
-    const int64_t lq = q.size(-2);
+    const auto q3 = fold_heads(q), k3 = fold_heads(k), v3 = fold_heads(v);
     // The softmax output is float32 whatever the input dtype, so count 4 bytes per score.
-    const int64_t row_bytes = q.size(0) * q.size(1) * k.size(-2) * 4;
+    const int64_t row_bytes = q3.size(0) * k3.size(1) * 4;
     const int64_t chunk = std::max<int64_t>(1, kScoreBudgetBytes / row_bytes);
     if (chunk >= lq)
-        return torch::matmul(probabilities(q, k, causal, 0, upcast), v);
-    auto out = q.new_empty({q.size(0), q.size(1), lq, v.size(-1)});
+        return unfold(torch::bmm(probabilities(q3, k3, causal, 0, upcast), v3));
+    auto out = q3.new_empty({q3.size(0), lq, v3.size(-1)});
     for (int64_t s = 0; s < lq; s += chunk) {
         const int64_t e = std::min(lq, s + chunk);
-        const auto qs = q.slice(-2, s, e);
-        out.slice(-2, s, e).copy_(torch::matmul(probabilities(qs, k, causal, s, upcast), v));
+        out.slice(1, s, e).copy_(torch::bmm(probabilities(q3.slice(1, s, e), k3, causal, s, upcast), v3));
     }
-    return out;
+    return unfold(out);
 }
 
 AttentionImpl::AttentionImpl(const AttentionOptions& o) : o_(o) {

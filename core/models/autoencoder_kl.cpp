@@ -156,7 +156,8 @@ torch::Tensor VaeCoderImpl::forward(const torch::Tensor& x) {
         h = b(h);
     if (!decoder_)
         h = mid_block(h);
-    return conv_out(torch::silu(conv_norm_out(h)));
+    h = conv_norm_out(h);
+    return conv_out(torch::silu_(h));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config_(c) {

@@ -28,17 +28,18 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(const TransformerOptions& o
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                                  const ModelHooks* hooks, int64_t height, int64_t width) {
-    auto h = x + attn1(norm1(x));
+    // Residuals added in place into each sublayer's fresh output; x and h are only read.
+    auto h = attn1(norm1(x)).add_(x);
     if (hooks && hooks->attention) {
         AttentionProbs rec{attn2->hook_name(), height, width, {}};
-        h = h + attn2(norm2(h), context, &rec.probs);
+        h = attn2(norm2(h), context, &rec.probs).add_(h);
         hooks->attention->push_back(std::move(rec));
     } else {
-        h = h + attn2(norm2(h), context);
+        h = attn2(norm2(h), context).add_(h);
     }
     // GEGLU: the projection's first half is the value, the second half its exact-GELU gate.
     const auto parts = ff_proj(norm3(h)).chunk(2, -1);
-    h = h + ff_out(parts[0] * torch::gelu(parts[1]));
+    h = ff_out(torch::gelu(parts[1]).mul_(parts[0])).add_(h);
     if (hooks)
         hooks->emit(hook_name(), h);
     return h;
@@ -74,7 +75,7 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
     for (auto& block : blocks_)
         h = block->forward(h, context, hooks, hh, ww);
     h = linear_ ? to_map(proj_out_linear(h)) : proj_out_conv(to_map(h).contiguous());
-    auto out = h + x;
+    auto out = h.add_(x);
     if (hooks)
         hooks->emit(hook_name(), out);
     return out;

@@ -120,7 +120,8 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
         const std::vector<int64_t> upsample_size(next.begin(), next.end());
         h = block->forward(h, temb, context, skips, upsample_size, hooks);
     }
-    auto out = conv_out(torch::silu(conv_norm_out(h)));  // [B, out_channels, h, w]
+    h = conv_norm_out(h);
+    auto out = conv_out(torch::silu_(h));  // [B, out_channels, h, w]
     emit("conv_out", out);
     return out;
 }
