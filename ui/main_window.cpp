@@ -339,17 +339,8 @@ void MainWindow::buildMenus() {
     file->addAction("Use the &demo model", this, &MainWindow::useDemoModel);
     file->addSeparator();
     file->addAction("Open &image for the VAE…", this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, "Open an image", QString(),
-                                                          "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)");
-        if (path.isEmpty())
-            return;
-        QImageReader reader(path);
-        reader.setAutoTransform(true);
-        const QImage img = reader.read();
-        if (img.isNull())
-            return showError("Could not open the image", path + ": " + reader.errorString());
         showStage(Vae);
-        vaeView_->openImage(img, QFileInfo(path).fileName());
+        vaeView_->chooseImage();
     });
     file->addAction("Open &run (trace)…", this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, "Open a saved run", QString(),

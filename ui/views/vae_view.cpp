@@ -120,20 +120,7 @@ VaeView::VaeView(QWidget* parent) : QWidget(parent) {
         for (auto* v : views_)
             v->setTransform(QTransform());
     });
-    connect(open, &QPushButton::clicked, this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, "Open an image", QString(),
-                                                          "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)");
-        if (path.isEmpty())
-            return;
-        QImageReader reader(path);
-        reader.setAutoTransform(true);
-        const QImage img = reader.read();
-        if (img.isNull())
-            info_->setText(QString("<span style='color:#b3261e'>Could not read %1: %2</span>")
-                               .arg(path.toHtmlEscaped(), reader.errorString().toHtmlEscaped()));
-        else
-            openImage(img, QFileInfo(path).fileName());
-    });
+    connect(open, &QPushButton::clicked, this, &VaeView::chooseImage);
     connect(paste, &QPushButton::clicked, this, [this] {
         const QImage img = QApplication::clipboard()->image();
         if (img.isNull())
@@ -141,6 +128,21 @@ VaeView::VaeView(QWidget* parent) : QWidget(parent) {
         else
             openImage(img, "pasted image");
     });
+}
+
+void VaeView::chooseImage() {
+    const QString path = QFileDialog::getOpenFileName(this, "Open an image", QString(),
+                                                      "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif)");
+    if (path.isEmpty())
+        return;
+    QImageReader reader(path);
+    reader.setAutoTransform(true);
+    const QImage img = reader.read();
+    if (img.isNull())
+        info_->setText(QString("<span style='color:#b3261e'>Could not read %1: %2</span>")
+                           .arg(path.toHtmlEscaped(), reader.errorString().toHtmlEscaped()));
+    else
+        openImage(img, QFileInfo(path).fileName());
 }
 
 void VaeView::openImage(const QImage& image, const QString& name) {

@@ -38,6 +38,8 @@ public:
     const RoundTripResult& result() const { return result_; }
     // Accepts an image from a file, a drop or the clipboard and asks for its round trip.
     void openImage(const QImage& image, const QString& name);
+    // The file dialog; a file that is not an image is reported in the view.
+    void chooseImage();
 
 signals:
     void roundTripRequested(const QImage& image, const QString& name);
