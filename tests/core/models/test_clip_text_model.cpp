@@ -1,4 +1,5 @@
 #include "core/models/clip_text_model.h"
+#include "core/models/load.h"
 #include "core/models/weights.h"
 #include "model_test_util.h"
 
@@ -10,10 +11,7 @@ class TestClipTextModel : public QObject {
     Q_OBJECT
 
     static sdl::ClipTextModel load(bool single_file, torch::Dtype dtype) {
-        const auto& files = tiny(single_file).text_encoder;
-        sdl::ClipTextModel m(sdl::ClipTextConfig::from_json(files.config));
-        sdl::load_weights(*m, files, dtype);
-        return m;
+        return sdl::load_text_encoder(tiny(single_file).text_encoder, dtype, torch::kCPU);
     }
 
     static void parity(bool single_file) {

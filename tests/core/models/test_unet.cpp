@@ -1,4 +1,5 @@
 #include "core/models/unet_2d_condition.h"
+#include "core/models/load.h"
 #include "core/models/weights.h"
 #include "model_test_util.h"
 
@@ -10,10 +11,7 @@ class TestUNet : public QObject {
     Q_OBJECT
 
     static sdl::UNet2DConditionModel load(bool single_file, torch::Dtype dtype) {
-        const auto& files = tiny(single_file).unet;
-        sdl::UNet2DConditionModel m(sdl::UNet2DConditionConfig::from_json(files.config));
-        sdl::load_weights(*m, files, dtype);
-        return m;
+        return sdl::load_unet(tiny(single_file).unet, dtype, torch::kCPU);
     }
 
     static void parity(bool single_file) {

@@ -1,5 +1,5 @@
 #include "core/models/autoencoder_kl.h"
-#include "core/models/weights.h"
+#include "core/models/load.h"
 #include "model_test_util.h"
 
 #include <QtTest>
@@ -10,10 +10,7 @@ class TestVae : public QObject {
     Q_OBJECT
 
     static sdl::AutoencoderKL load(bool single_file, torch::Dtype dtype) {
-        const auto& files = tiny(single_file).vae;
-        sdl::AutoencoderKL m(sdl::AutoencoderKLConfig::from_json(files.config));
-        sdl::load_weights(*m, files, dtype);
-        return m;
+        return sdl::load_vae(tiny(single_file).vae, dtype, torch::kCPU);
     }
 
     static void parity(bool single_file) {
