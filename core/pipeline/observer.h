@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace sdl {
 
 struct StepEvent {
@@ -21,6 +23,9 @@ struct StepEvent {
     // probabilities per prompt token, averaged over heads and over every cross-attention layer
     // (each upsampled to the latent grid first): [77, h, w]. At each position they sum to 1.
     torch::Tensor attention;
+    // The same maps per resolution level, finest first, each averaged over that level's layers and
+    // kept at its own grid: [77, h_l, w_l] (SD 1.x at 512x512: 64, 32, 16 and 8 squared).
+    std::vector<torch::Tensor> attention_levels;
 };
 
 class PipelineObserver {

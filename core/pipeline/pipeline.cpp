@@ -131,6 +131,7 @@ struct StableDiffusion::Impl {
     struct Guided {
         torch::Tensor pred, cond, uncond;
         torch::Tensor attention;  // [77, h, w] of the first conditional sample, when recorded
+        std::vector<torch::Tensor> attention_levels;
     };
     Guided guided_noise(const torch::Tensor& scaled, double t, const torch::Tensor& embeds, double guidance,
                         bool record_attention = false) {
@@ -161,27 +162,43 @@ struct StableDiffusion::Impl {
         }
         if (record_attention) {
             unet->set_hooks(nullptr);
-            g.attention = aggregate_attention(probs, cfg ? n : 0, scaled.size(2), scaled.size(3));
+            aggregate_attention(probs, cfg ? n : 0, scaled.size(2), scaled.size(3), g);
         }
         return g;
     }
 
-    // DAAM-style aggregation: each layer's [h_l * w_l, 77] map of one sample, bilinearly upsampled
-    // to the latent grid, then averaged over layers. -> [77, h, w]
-    static torch::Tensor aggregate_attention(const std::vector<AttentionProbs>& probs, int64_t sample, int64_t h,
-                                             int64_t w) {
-        torch::Tensor sum;
+    // DAAM-style aggregation: each layer's [h_l * w_l, 77] map of one sample; layers of one resolution
+    // averaged at their own grid (the levels), and every layer bilinearly upsampled to the latent grid and
+    // averaged (the overall map, so each level weighs by its number of layers).
+    static void aggregate_attention(const std::vector<AttentionProbs>& probs, int64_t sample, int64_t h, int64_t w,
+                                    Guided& g) {
+        if (probs.empty())
+            return;
+        std::vector<std::pair<torch::Tensor, int>> levels;  // (sum, layers), finest first
+        torch::Tensor sum = torch::zeros({static_cast<int64_t>(probs.front().probs.size(2)), h, w});
         for (const auto& p : probs) {
-            auto m = p.probs[sample].to(torch::kFloat32).t().reshape({1, -1, p.height, p.width});  // [1, 77, h_l, w_l]
+            auto m = p.probs[sample].to(torch::kFloat32).t().reshape({-1, p.height, p.width}).cpu();  // [77, h_l, w_l]
+            auto level = std::find_if(levels.begin(), levels.end(),
+                                      [&](const auto& l) { return l.first.size(1) == p.height && l.first.size(2) == p.width; });
+            if (level == levels.end())
+                levels.emplace_back(m.clone(), 1);
+            else {
+                level->first += m;
+                ++level->second;
+            }
             if (p.height != h || p.width != w)
                 m = torch::nn::functional::interpolate(
-                    m, torch::nn::functional::InterpolateFuncOptions()
-                           .size(std::vector<int64_t>{h, w})
-                           .mode(torch::kBilinear)
-                           .align_corners(false));
-            sum = sum.defined() ? sum + m[0] : m[0];
+                        m.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false))[0];
+            sum += m;
         }
-        return sum.defined() ? (sum / static_cast<double>(probs.size())).cpu() : torch::Tensor();
+        std::sort(levels.begin(), levels.end(),
+                  [](const auto& a, const auto& b) { return a.first.size(1) * a.first.size(2) > b.first.size(1) * b.first.size(2); });
+        g.attention = sum / static_cast<double>(probs.size());
+        for (auto& [level_sum, layers] : levels)
+            g.attention_levels.push_back(level_sum / static_cast<double>(layers));
     }
 
     torch::Tensor decode(const torch::Tensor& latents, PipelineObserver* observer) {
@@ -358,6 +375,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
             e.noise_uncond = g.uncond;
             e.pred_x0 = out.pred_original_sample;
             e.attention = g.attention;
+            e.attention_levels = std::move(g.attention_levels);
             observer.on_step(e);
         }
         if (observer.cancel_requested())

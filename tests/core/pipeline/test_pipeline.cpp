@@ -15,6 +15,7 @@ const std::string kData = SDLENS_TEST_DATA;
 
 struct Recorder : sdl::PipelineObserver {
     std::vector<torch::Tensor> latents, x0, noise, attention;
+    std::vector<std::vector<torch::Tensor>> levels;
     torch::Tensor init, embeddings;
     int cancel_after = -1;
     void on_initial_latents(const torch::Tensor& t) override { init = t; }
@@ -25,6 +26,8 @@ struct Recorder : sdl::PipelineObserver {
         noise.push_back(e.noise_pred.cpu());
         if (e.attention.defined())
             attention.push_back(e.attention);
+        if (!e.attention_levels.empty())
+            levels.push_back(e.attention_levels);
     }
     bool cancel_requested() const override {
         return cancel_after >= 0 && static_cast<int>(latents.size()) >= cancel_after;
@@ -103,10 +106,28 @@ private slots:
         // Every layer's softmax sums to 1 over the tokens; bilinear upsampling and averaging keep that.
         QVERIFY((a.sum(0) - 1).abs().max().item<double>() < 1e-5);
         QVERIFY(a.min().item<double>() >= 0);
+        // Levels finest first (16, 8, 4, 2 at 128x128); the overall map weighs each by its layer count
+        // (2+3, 2+3, 2+3 and the mid block's 1 of the 16 layers).
+        QCOMPARE(static_cast<int>(rec.levels.size()), 2);
+        const auto& levels = rec.levels[0];
+        QCOMPARE(static_cast<int>(levels.size()), 4);
+        const int64_t sizes[] = {16, 8, 4, 2};
+        const double layers[] = {5, 5, 5, 1};
+        auto weighted = torch::zeros_like(a);
+        for (size_t i = 0; i < levels.size(); ++i) {
+            QCOMPARE(levels[i].sizes(), (at::IntArrayRef{77, sizes[i], sizes[i]}));
+            QVERIFY((levels[i].sum(0) - 1).abs().max().item<double>() < 1e-5);
+            weighted += layers[i] / 16 * torch::nn::functional::interpolate(
+                levels[i].unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{16, 16})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false))[0];
+        }
+        QVERIFY(max_abs(weighted, a) < 1e-5);
         Recorder plain;
         r.record_attention = false;
         QCOMPARE(max_abs(folder_->generate(r, plain), with_maps), 0.0);
-        QVERIFY(plain.attention.empty());
+        QVERIFY(plain.attention.empty() && plain.levels.empty());
     }
 
     void seedsMatchTorchCpuGenerator() {
