@@ -2,7 +2,9 @@
 
 #include "core/io/safetensors.h"
 #include "ui/sample_image.h"
+#include "ui/views/attention_view.h"
 #include "ui/views/common.h"
+#include "ui/views/compare_view.h"
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/latents_view.h"
@@ -60,7 +62,8 @@ namespace sdlui {
 namespace {
 const char* kStageNames[] = {"1  Tokens",        "2  Embeddings",       "3  Latents",
                              "4  Noise schedule", "5  Noise progression", "6  One U-Net step",
-                             "7  Generate & step through", "8  VAE round trip"};
+                             "7  Generate & step through", "8  VAE round trip", "9  Cross-attention",
+                             "10 Compare"};
 
 // A trace and a model checkpoint are both .safetensors; a trace has the run's step tensors.
 bool isTraceFile(const QString& path) {
@@ -115,8 +118,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     unetView_ = new UNetStepView;
     generateView_ = new GenerateView;
     vaeView_ = new VaeView;
+    attentionView_ = new AttentionView;
+    compareView_ = new CompareView;
     for (QWidget* w : std::initializer_list<QWidget*>{tokensView_, embeddingsView_, latentsView_, scheduleView_,
-                                                      progressionView_, unetView_, generateView_, vaeView_})
+                                                      progressionView_, unetView_, generateView_, vaeView_,
+                                                      attentionView_, compareView_})
         stack_->addWidget(w);
     split->addWidget(stack_);
     split->setStretchFactor(1, 1);
@@ -173,7 +179,10 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(generateView_, &GenerateView::currentStepChanged, this, [this](const StepRecord& s) {
         scheduleView_->setCurrentStep(s.index);
         latentsView_->setStep(s);
+        attentionView_->setCurrentStep(s.index);
     });
+    connect(compareView_, &CompareView::compareRequested, this, &MainWindow::compare);
+    connect(compareView_, &CompareView::cancelRequested, this, &MainWindow::cancel);
     connectWorker();
 
     loadSettings();
@@ -307,6 +316,11 @@ QWidget* MainWindow::buildSettingsPanel() {
     clipSkip_->setRange(1, 4);
     clipSkip_->setToolTip("1: the text encoder's last layer; 2: the one before it (as some fine-tunes expect)");
     form->addRow("Clip skip:", clipSkip_);
+    recordAttention_ = new QCheckBox("Record attention maps");
+    recordAttention_->setChecked(true);
+    recordAttention_->setToolTip("Keep every step's per-token cross-attention maps for the Cross-attention view "
+                                 "(a little memory and time per step)");
+    form->addRow(QString(), recordAttention_);
     device_ = new QComboBox;
     device_->addItems(availableDevices());
     form->addRow("Device:", device_);
@@ -356,8 +370,8 @@ void MainWindow::buildMenus() {
 
     QMenu* view = menuBar()->addMenu("&Stages");
     for (int i = 0; i < StageCount; ++i)
-        view->addAction(QString(kStageNames[i]).simplified(), QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), this,
-                        [this, i] { showStage(Stage(i)); });
+        view->addAction(QString(kStageNames[i]).simplified(), QKeySequence(Qt::CTRL | (Qt::Key_0 + (i + 1) % 10)),
+                        this, [this, i] { showStage(Stage(i)); });
     updateRecentMenu();
 }
 
@@ -432,6 +446,7 @@ void MainWindow::connectWorker() {
         progress_->setFormat("step %v / %m");
         statusRate_->clear();
         generateView_->beginRun(s);
+        attentionView_->beginRun(s);
         scheduleView_->setScheduler(s.scheduler, s.steps, s.karras);
     });
     connect(w, &PipelineWorker::timestepsReady, this, [this](const QVector<double>& t, const QVector<double>& s) {
@@ -439,8 +454,10 @@ void MainWindow::connectWorker() {
         scheduleView_->setRunSchedule(t, s);
         progress_->setRange(0, t.size());
     });
+    connect(w, &PipelineWorker::tokensReady, attentionView_, &AttentionView::setTokens);
     connect(w, &PipelineWorker::stepDone, this, [this](const StepRecord& s) {
         generateView_->addStep(s);
+        attentionView_->addStep(s);
         progress_->setRange(0, s.total);
         progress_->setValue(s.index + 1);
         const double secs = runTimer_.elapsed() / 1000.0;
@@ -453,12 +470,14 @@ void MainWindow::connectWorker() {
         lastRun_ = run;
         setRunning(false);
         generateView_->finishRun(run);
+        attentionView_->finishRun(run);
         latentsView_->setInitialNoise(run.init);
         statusBar()->showMessage(QString("Generated in %1 s").arg(run.seconds, 0, 'f', 1), 8000);
     });
     connect(w, &PipelineWorker::runCancelled, this, [this] {
         setRunning(false);
         generateView_->runStopped("Cancelled.");
+        compareView_->setRunning(false);
         statusBar()->showMessage("Cancelled", 5000);
     });
     connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString&) {
@@ -466,6 +485,21 @@ void MainWindow::connectWorker() {
             setRunning(false);
             generateView_->runStopped("The run failed.");
         }
+        if (op == "Comparing") {
+            setRunning(false);
+            compareView_->setRunning(false);
+        }
+    });
+    connect(w, &PipelineWorker::comparisonProgress, this, [this](int run, int runs, int step, int steps) {
+        compareView_->setProgress(run, runs, step, steps);
+        progress_->setRange(0, runs * steps);
+        progress_->setValue(run * steps + step);
+        progress_->setFormat(QString("run %1 / %2").arg(run + 1).arg(runs));
+    });
+    connect(w, &PipelineWorker::comparisonReady, this, [this](const ComparisonRecord& r) {
+        setRunning(false);
+        compareView_->setResult(r);
+        statusBar()->showMessage(QString("Compared %1 runs").arg(r.runs.size()), 8000);
     });
     connect(w, &PipelineWorker::embeddingsReady, this, [this](const EmbeddingResult& r) {
         embeddingsStale_ = false;
@@ -494,6 +528,7 @@ void MainWindow::connectWorker() {
         lastRun_ = run;
         generateView_->setDecodingAvailable(modelLoaded_);
         generateView_->finishRun(run);
+        attentionView_->finishRun(run);
         scheduleView_->setScheduler(run.settings.scheduler, run.settings.steps, run.settings.karras);
         scheduleView_->setRunSchedule(run.timesteps, run.sigmas);
         latentsView_->setInitialNoise(run.init);
@@ -599,6 +634,7 @@ GenerateSettings MainWindow::currentSettings() const {
     s.width = roundTo8(width_->value());
     s.height = roundTo8(height_->value());
     s.clipSkip = clipSkip_->value();
+    s.recordAttention = recordAttention_->isChecked();
     s.model = modelPath_;
     return s;
 }
@@ -619,6 +655,19 @@ void MainWindow::generate() {
     setRunning(true);
     showStage(Generate);
     controller_->generate(currentSettings());
+}
+
+void MainWindow::compare() {
+    if (running_)
+        return;
+    if (!modelLoaded_)
+        return showError("No model yet", "Wait for the model to load, or open one (File ▸ Open model folder).");
+    errorBanner_->hide();
+    setRunning(true);
+    compareView_->setRunning(true);
+    showStage(Compare);
+    const GenerateSettings s = currentSettings();
+    controller_->compare(s, compareView_->vary(), compareView_->values(s));
 }
 
 void MainWindow::cancel() {
@@ -764,6 +813,7 @@ void MainWindow::loadSettings() {
     width_->setValue(s.value("width", 512).toInt());
     height_->setValue(s.value("height", 512).toInt());
     clipSkip_->setValue(s.value("clipSkip", 1).toInt());
+    recordAttention_->setChecked(s.value("recordAttention", true).toBool());
     {
         const QSignalBlocker b1(device_), b2(dtype_);
         device_->setCurrentText(s.value("device", "cpu").toString());
@@ -787,6 +837,7 @@ void MainWindow::saveSettings() {
     s.setValue("guidance", guidance_->value());
     s.setValue("seed", seed_->text());
     s.setValue("seedLocked", seedLock_->isChecked());
+    s.setValue("recordAttention", recordAttention_->isChecked());
     s.setValue("width", width_->value());
     s.setValue("height", height_->value());
     s.setValue("clipSkip", clipSkip_->value());

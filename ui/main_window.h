@@ -25,6 +25,8 @@ class QTimer;
 namespace sdlui {
 
 class Banner;
+class AttentionView;
+class CompareView;
 class EmbeddingsView;
 class GenerateView;
 class LatentsView;
@@ -38,7 +40,8 @@ class VaeView;
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    enum Stage { Tokens, Embeddings, Latents, Schedule, Progression, UNetStep, Generate, Vae, StageCount };
+    enum Stage { Tokens, Embeddings, Latents, Schedule, Progression, UNetStep, Generate, Vae, Attention, Compare,
+                 StageCount };
 
     struct Options {
         bool persistSettings = true;  // off for --screenshots and tests: nothing read or written
@@ -56,6 +59,8 @@ public:
     GenerateSettings currentSettings() const;
     QString bannerText() const;
     bool isRunning() const { return running_; }
+    AttentionView* attentionView() const { return attentionView_; }
+    CompareView* compareView() const { return compareView_; }
     EmbeddingsView* embeddingsView() const { return embeddingsView_; }
     GenerateView* generateView() const { return generateView_; }
     ScheduleView* scheduleView() const { return scheduleView_; }
@@ -67,6 +72,7 @@ public:
 
 public slots:
     void generate();
+    void compare();
     void cancel();
     void openModel(const QString& path);
     void openTrace(const QString& path);
@@ -135,6 +141,7 @@ private:
     QSpinBox* width_;
     QSpinBox* height_;
     QSpinBox* clipSkip_;
+    QCheckBox* recordAttention_;
     QComboBox* device_;
     QComboBox* dtype_;
     QMenu* recentMenu_;
@@ -154,6 +161,8 @@ private:
     UNetStepView* unetView_;
     GenerateView* generateView_;
     VaeView* vaeView_;
+    AttentionView* attentionView_;
+    CompareView* compareView_;
 };
 
 } // namespace sdlui

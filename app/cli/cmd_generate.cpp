@@ -70,6 +70,8 @@ public:
         t.text_embeddings = embeddings_;
         t.input_ids = ids_;
         t.image = image.narrow(0, 0, 1);
+        if (!attention_.empty())
+            t.attention = torch::stack(attention_);
         t.settings = std::move(settings);
         return t;
     }

@@ -25,6 +25,7 @@ const Field kFields[] = {
     {"text_embeddings", &Trace::text_embeddings, false},
     {"input_ids", &Trace::input_ids, false},
     {"image", &Trace::image, false},
+    {"attention", &Trace::attention, false},
 };
 } // namespace
 

@@ -1,7 +1,9 @@
 // Every stage view renders the reference data (tests/data/reference.safetensors, computed by
 // diffusers on the tiny model) offscreen, and the things a user reads off them are right.
 #include "core/io/safetensors.h"
+#include "ui/views/attention_view.h"
 #include "ui/views/common.h"
+#include "ui/views/compare_view.h"
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/latents_view.h"
@@ -228,6 +230,102 @@ private slots:
         QVERIFY2(view.exportSequence(dir.path(), &error), qPrintable(error));
         QCOMPARE(QDir(dir.path()).entryList({"*.png"}).size(), 9);  // 8 steps + final
         QCOMPARE(QImage(dir.filePath("x0_001.png")).size(), QSize(128, 128));
+    }
+
+    void attentionViewShowsEachTokensMap() {
+        // Two steps of synthetic maps on a 16x16 grid: every token gets 1/77 everywhere except "dog"
+        // (position 2), which takes a share from the start token in the top-left quadrant.
+        AttentionView view;
+        GenerateSettings s;
+        s.prompt = "a dog";
+        s.width = s.height = 128;
+        view.beginRun(s);
+        QStringList tokens = {"<|startoftext|>", "a</w>", "dog</w>"};
+        while (tokens.size() < 77)
+            tokens << "<|endoftext|>";
+        view.setTokens(tokens);
+        auto maps = [](int h, float boost) {
+            FloatTensor t;
+            t.shape = {77, h, h};
+            t.values.fill(1.f / 77, 77 * h * h);
+            for (int y = 0; y < h / 2; ++y)
+                for (int x = 0; x < h / 2; ++x) {
+                    t.values[2 * h * h + y * h + x] += boost;
+                    t.values[0 * h * h + y * h + x] -= boost;
+                }
+            return t;
+        };
+        for (int i = 0; i < 2; ++i) {
+            StepRecord r;
+            r.index = i;
+            r.total = 2;
+            r.attention = maps(16, 0.2f * (i + 1));
+            r.attentionLevels = {maps(16, 0.1f), maps(8, 0.3f)};
+            r.preview = QImage(16, 16, QImage::Format_RGB888);
+            r.preview.fill(Qt::gray);
+            view.addStep(r);
+        }
+        view.resize(1000, 700);
+        auto* table = view.findChild<QTableWidget*>();
+        QCOMPARE(table->rowCount(), 4);  // start, "a", "dog", end: padding hidden
+        view.selectToken(2);
+        FloatTensor m = view.currentMap();  // the last step
+        QCOMPARE(m.shape, (QVector<int>{16, 16}));
+        QCOMPARE(m.values[0], 1.f / 77 + 0.4f);
+        QCOMPARE(m.values[15 * 16 + 15], 1.f / 77);
+        QCOMPARE(table->item(2, 2)->text(), QString("%1 %").arg(100.0 * (1.0 / 77 + 0.4 / 4), 0, 'f', 1));
+        view.setAllSteps(true);
+        QVERIFY(std::abs(view.currentMap().values[0] - (1.f / 77 + 0.3f)) < 1e-6);
+        view.setLevel(2);
+        QCOMPARE(view.currentMap().shape, (QVector<int>{8, 8}));
+        const QImage overlay = view.overlay();
+        QCOMPARE(overlay.size(), QSize(128, 128));
+        // The hot quadrant is brighter than the cold one.
+        QVERIFY(qGray(overlay.pixel(10, 10)) > qGray(overlay.pixel(118, 118)));
+        view.selectToken(0);
+        QCOMPARE(view.selectedToken(), 0);
+        QVERIFY(rendersSomething(view));
+    }
+
+    void compareViewShowsRunsAndDifference() {
+        CompareView view;
+        view.setVary("guidance");
+        view.setGuidanceValues("1, 3,7.5 ,15");
+        GenerateSettings base;
+        base.prompt = "a dog";
+        QCOMPARE(view.values(base), (QStringList{"1", "3", "7.5", "15"}));
+        view.setVary("steps");
+        base.steps = 8;
+        QCOMPARE(view.values(base).first(), QString("8"));
+        view.setVary("guidance");
+        ComparisonRecord rec;
+        rec.vary = "guidance";
+        const FloatTensor steps = ref("e2e.lms.steps");  // [8, 4, 16, 16]
+        for (int i = 0; i < 2; ++i) {
+            ComparisonRun run;
+            run.label = QString("guidance %1").arg(i ? 7.5 : 1);
+            run.settings = base;
+            run.image = toImage(ref("e2e.lms.image", 0));
+            for (int k = 0; k < 8; ++k) {
+                QImage p(16, 16, QImage::Format_RGB888);
+                p.fill(QColor(20 * k, 40 * i, 90));
+                run.previews << p;
+                run.latentDifference << (i ? 0.1 * k : 0.0);
+                run.stepDifference << steps.slice(k).slice(0);
+            }
+            if (i)
+                run.image.invertPixels();
+            rec.runs << run;
+        }
+        view.resize(1000, 700);
+        view.setResult(rec);
+        QCOMPARE(view.result().runs.size(), 2);
+        view.setProgressPosition(50);
+        auto* plot = view.findChild<QCustomPlot*>();
+        QCOMPARE(plot->graphCount(), 1);
+        QCOMPARE(plot->graph(0)->dataCount(), 8);
+        view.setProgressPosition(100);
+        QVERIFY(rendersSomething(view));
     }
 
     void vaeRoundTripShowsMetrics() {

@@ -90,7 +90,12 @@ private slots:
             QVERIFY(allFinite(s.latents));
             QVERIFY(allFinite(s.predX0));
             QCOMPARE(s.preview.size(), QSize(16, 16));
+            QCOMPARE(s.attention.shape, (QVector<int>{77, 16, 16}));
+            QCOMPARE(s.attentionLevels.size(), 4);  // 16, 8, 4 and 2 squared
+            QCOMPARE(s.attentionLevels[1].shape, (QVector<int>{77, 8, 8}));
         }
+        QCOMPARE(run.condTokens.size(), 77);
+        QCOMPARE(run.condTokens[2], QString("dog</w>"));
         QCOMPARE(run.steps.last().index, 7);
         QVERIFY(run.timesteps.size() >= 8);
     }
@@ -252,6 +257,39 @@ private slots:
         QCOMPARE(back.steps[2].preview.size(), QSize(16, 16));
         QCOMPARE(back.image.size(), QSize(128, 128));
         QCOMPARE(back.condIds, run.condIds);
+        QCOMPARE(back.condTokens, run.condTokens);  // named by the bundled vocabulary without a model
+        QCOMPARE(back.steps[2].attention.values, run.steps[2].attention.values);
+    }
+
+    void compareOnTinyModel() {
+        PipelineController c;
+        loadTiny(c);
+        QSignalSpy ready(c.worker(), &PipelineWorker::comparisonReady);
+        QSignalSpy progress(c.worker(), &PipelineWorker::comparisonProgress);
+        QSignalSpy failed(c.worker(), &PipelineWorker::failed);
+        c.compare(tinySettings(4), "guidance", {"1", "7.5"});
+        QTRY_VERIFY_WITH_TIMEOUT(!ready.isEmpty() || !failed.isEmpty(), 120000);
+        QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+        QCOMPARE(progress.size(), 8);
+        const auto r = ready.first().first().value<ComparisonRecord>();
+        QCOMPARE(r.vary, QString("guidance"));
+        QCOMPARE(r.runs.size(), 2);
+        QCOMPARE(r.runs[1].settings.guidance, 7.5);
+        for (const auto& run : r.runs) {
+            QCOMPARE(run.previews.size(), 4);
+            QCOMPARE(run.stepDifference.size(), 4);
+            QCOMPARE(run.stepDifference[0].shape, (QVector<int>{16, 16}));
+            QCOMPARE(run.image.size(), QSize(128, 128));
+        }
+        for (double d : r.runs[0].latentDifference)
+            QCOMPARE(d, 0.0);
+        QVERIFY(r.runs[1].latentDifference.last() > 0);
+        QVERIFY(r.runs[1].imageDifference > 0);
+
+        c.compare(tinySettings(4), "scheduler", {"lms", "no-such-sampler"});
+        WAIT_FOR(failed, 1, 30000);
+        QCOMPARE(failed.first().at(0).toString(), QString("Comparing"));
+        QVERIFY(failed.first().at(1).toString().contains("no-such-sampler"));
     }
 
     void badModelIsAMessage() {

@@ -38,6 +38,11 @@ void PipelineController::generate(const GenerateSettings& settings) {
     post(worker_, [w = worker_, settings, id] { w->generate(settings, id); });
 }
 
+void PipelineController::compare(const GenerateSettings& base, const QString& vary, const QStringList& values) {
+    const quint64 id = worker_->nextRunId();
+    post(worker_, [w = worker_, base, vary, values, id] { w->compare(base, vary, values, id); });
+}
+
 void PipelineController::cancel() { worker_->requestCancel(); }
 
 void PipelineController::computeEmbeddings(const QString& prompt, const QString& comparePrompt) {

@@ -22,6 +22,7 @@ public:
 
     void loadModel(const QString& path, const QString& device = "cpu", const QString& dtype = "auto");
     void generate(const GenerateSettings& settings);
+    void compare(const GenerateSettings& base, const QString& vary, const QStringList& values);
     void cancel();
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt = QString());
     void roundTrip(const QImage& image);

@@ -1,4 +1,5 @@
 // Torch before Qt: Qt's `slots` and `signals` keyword macros break torch's headers.
+#include "core/pipeline/compare.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/trace.h"
 #include "core/util/error.h"
@@ -118,14 +119,24 @@ double ssim(const torch::Tensor& a, const torch::Tensor& b) {
     return map.mean().item<double>();
 }
 
+QStringList tokenStrings(const sdl::ClipTokenizer& tokenizer, const QVector<qint64>& ids) {
+    QStringList out;
+    for (qint64 id : ids)
+        out << QString::fromStdString(tokenizer.token_string(id));
+    return out;
+}
+
 class Observer : public sdl::PipelineObserver {
 public:
-    Observer(PipelineWorker* worker, RunRecord& run, const std::atomic<quint64>& cancelledThrough, quint64 runId)
-        : worker_(worker), run_(run), cancelledThrough_(cancelledThrough), runId_(runId) {}
+    Observer(PipelineWorker* worker, RunRecord& run, const sdl::ClipTokenizer& tokenizer,
+             const std::atomic<quint64>& cancelledThrough, quint64 runId)
+        : worker_(worker), run_(run), tokenizer_(tokenizer), cancelledThrough_(cancelledThrough), runId_(runId) {}
 
     void on_tokens(const sdl::TokenizedPrompt& cond, const sdl::TokenizedPrompt& uncond) override {
         run_.condIds = QVector<qint64>(cond.input_ids.begin(), cond.input_ids.end());
         run_.uncondIds = QVector<qint64>(uncond.input_ids.begin(), uncond.input_ids.end());
+        run_.condTokens = tokenStrings(tokenizer_, run_.condIds);
+        emit worker_->tokensReady(run_.condTokens);
     }
     void on_text_embeddings(const torch::Tensor& uncondCond) override {
         run_.textEmbeddings = toFloat(uncondCond);
@@ -150,6 +161,9 @@ public:
             r.predX0 = toFloat(e.pred_x0[0]);
             r.preview = toImage(sdl::latent_preview(e.pred_x0.narrow(0, 0, 1))[0]);
         }
+        r.attention = toFloat(e.attention);
+        for (const auto& level : e.attention_levels)
+            r.attentionLevels << toFloat(level);
         run_.steps.append(r);
         emit worker_->stepDone(r);
     }
@@ -159,9 +173,60 @@ public:
 private:
     PipelineWorker* worker_;
     RunRecord& run_;
+    const sdl::ClipTokenizer& tokenizer_;
     const std::atomic<quint64>& cancelledThrough_;
     quint64 runId_;
 };
+
+// Keeps what the comparison view shows of each run: a cheap preview per step, and the progress.
+class CompareObserver : public sdl::ComparisonObserver {
+public:
+    CompareObserver(PipelineWorker* worker, ComparisonRecord& record, const std::atomic<quint64>& cancelledThrough,
+                       quint64 runId)
+        : worker_(worker), record_(record), cancelledThrough_(cancelledThrough), runId_(runId) {}
+
+    void on_run(int index, const std::string& /*label*/) override { run_ = index; }
+    void on_step(const sdl::StepEvent& e) override {
+        auto& run = record_.runs[run_];
+        run.previews << toImage(sdl::latent_preview(e.pred_x0.narrow(0, 0, 1))[0]);
+        latents_.resize(std::max<size_t>(latents_.size(), size_t(run_) + 1));
+        latents_[size_t(run_)].push_back(e.latents.narrow(0, 0, 1).to(torch::kFloat32).cpu());
+        emit worker_->comparisonProgress(run_, int(record_.runs.size()), e.index + 1, e.total);
+    }
+    bool cancel_requested() const override { return runId_ <= cancelledThrough_.load(); }
+
+    // [h, w] mean over channels of |latents of run i at step k - run 0's at the matching step|.
+    FloatTensor stepDifference(int run, int k) const {
+        const auto& mine = latents_[size_t(run)];
+        const auto& base = latents_[0];
+        const int j = sdl::matching_step(k, int(mine.size()), int(base.size()));
+        return toFloat((mine[size_t(k)] - base[size_t(j)]).abs().mean(1)[0]);
+    }
+
+private:
+    PipelineWorker* worker_;
+    ComparisonRecord& record_;
+    const std::atomic<quint64>& cancelledThrough_;
+    quint64 runId_;
+    int run_ = 0;
+    std::vector<std::vector<torch::Tensor>> latents_;
+};
+
+sdl::GenerateRequest toRequest(const GenerateSettings& settings) {
+    sdl::GenerateRequest r;
+    r.prompt = settings.prompt.toStdString();
+    r.negative_prompt = settings.negativePrompt.toStdString();
+    r.steps = settings.steps;
+    r.guidance = settings.guidance;
+    r.width = settings.width;
+    r.height = settings.height;
+    r.scheduler = settings.scheduler.toStdString();
+    r.karras = settings.karras;
+    r.seed = settings.seed;
+    r.clip_skip = settings.clipSkip;
+    r.record_attention = settings.recordAttention;
+    return r;
+}
 
 } // namespace
 
@@ -241,21 +306,11 @@ void PipelineWorker::generate(const GenerateSettings& settings, quint64 runId) {
     run.settings = settings;
     guarded("Generating", [&] {
         auto& sd = state_->model();
-        sdl::GenerateRequest r;
-        r.prompt = settings.prompt.toStdString();
-        r.negative_prompt = settings.negativePrompt.toStdString();
-        r.steps = settings.steps;
-        r.guidance = settings.guidance;
-        r.width = settings.width;
-        r.height = settings.height;
-        r.scheduler = settings.scheduler.toStdString();
-        r.karras = settings.karras;
-        r.seed = settings.seed;
-        r.clip_skip = settings.clipSkip;
+        const sdl::GenerateRequest r = toRequest(settings);
         emit runStarted(settings);
         QElapsedTimer timer;
         timer.start();
-        Observer observer(this, run, cancelledThrough_, runId);
+        Observer observer(this, run, sd.tokenizer(), cancelledThrough_, runId);
         const torch::Tensor images = sd.generate(r, observer);  // [1, 3, H, W]
         const auto values = images[0].to(torch::kFloat32);
         if (!torch::isfinite(values).all().item<bool>())
@@ -264,6 +319,45 @@ void PipelineWorker::generate(const GenerateSettings& settings, quint64 runId) {
         run.image = toImage(values);
         run.seconds = timer.elapsed() / 1000.0;
         emit runFinished(run);
+    });
+}
+
+void PipelineWorker::compare(const GenerateSettings& base, const QString& vary, const QStringList& values,
+                             quint64 runId) {
+    guarded("Comparing", [&] {
+        auto& sd = state_->model();
+        std::vector<std::string> v;
+        for (const auto& value : values)
+            v.push_back(value.trimmed().toStdString());
+        GenerateSettings settings = base;
+        settings.recordAttention = false;
+        const auto comparison = sdl::make_comparison(toRequest(settings), vary.toStdString(), v);
+        ComparisonRecord record;
+        record.vary = vary;
+        for (size_t i = 0; i < comparison.requests.size(); ++i) {
+            const auto& q = comparison.requests[i];
+            ComparisonRun run;
+            run.label = QString::fromStdString(comparison.labels[i]);
+            run.settings = settings;
+            run.settings.prompt = QString::fromStdString(q.prompt);
+            run.settings.guidance = q.guidance;
+            run.settings.scheduler = QString::fromStdString(q.scheduler);
+            run.settings.steps = q.steps;
+            record.runs << run;
+        }
+        CompareObserver observer(this, record, cancelledThrough_, runId);
+        const auto result = sdl::run_comparison(sd, comparison, observer);
+        for (int i = 0; i < record.runs.size(); ++i) {
+            auto& run = record.runs[i];
+            run.image = toImage(result.images[size_t(i)]);
+            run.imageDifference = result.image_difference[size_t(i)];
+            run.seconds = result.seconds[size_t(i)];
+            run.latentDifference = QVector<double>(result.latent_difference[size_t(i)].begin(),
+                                                   result.latent_difference[size_t(i)].end());
+            for (int k = 0; k < run.previews.size(); ++k)
+                run.stepDifference << observer.stepDifference(i, k);
+        }
+        emit comparisonReady(record);
     });
 }
 
@@ -400,6 +494,7 @@ void PipelineWorker::saveTrace(const QString& path, const RunRecord& run) {
         }
         if (!run.imageData.isEmpty())
             t.image = fromFloat(run.imageData).unsqueeze(0);
+        t.attention = stack(&StepRecord::attention);
         const auto& s = run.settings;
         t.settings = {{"prompt", s.prompt.toStdString()},
                       {"negative_prompt", s.negativePrompt.toStdString()},
@@ -447,6 +542,9 @@ void PipelineWorker::openTrace(const QString& path) {
             const int n = int(ids.size(1));
             run.uncondIds = QVector<qint64>(p, p + n);
             run.condIds = QVector<qint64>(p + n, p + 2 * n);
+            // Without a model the bundled vocabulary names the tokens: every SD 1.x model uses it.
+            static const sdl::ClipTokenizer bundled = sdl::ClipTokenizer::bundled();
+            run.condTokens = tokenStrings(state_->sd ? state_->sd->tokenizer() : bundled, run.condIds);
         }
         const int count = int(t.steps.size(0));
         for (int i = 0; i < count; ++i) {
@@ -462,6 +560,8 @@ void PipelineWorker::openTrace(const QString& path) {
                 r.predX0 = toFloat(t.pred_x0[i]);
                 r.preview = toImage(sdl::latent_preview(t.pred_x0.narrow(0, i, 1).to(torch::kFloat32))[0]);
             }
+            if (t.attention.defined() && t.attention.size(0) == count)
+                r.attention = toFloat(t.attention[i]);
             run.steps << r;
         }
         if (t.image.defined()) {

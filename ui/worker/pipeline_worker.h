@@ -26,6 +26,8 @@ public:
 public slots:
     void loadModel(const QString& path, const QString& device, const QString& dtype);
     void generate(const sdlui::GenerateSettings& settings, quint64 runId);
+    // The same seed and settings with one of them varied (see sdl::make_comparison); cancelled like generate.
+    void compare(const sdlui::GenerateSettings& base, const QString& vary, const QStringList& values, quint64 runId);
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt);
     // Encodes and decodes the image; the latents are kept for noiseProgression and unetProbe.
     void roundTrip(const QImage& image);
@@ -46,11 +48,15 @@ signals:
     void message(const QString& text);
 
     void runStarted(const sdlui::GenerateSettings& settings);
+    void tokensReady(const QStringList& condTokens);  // the token strings of the prompt's 77 ids
     void textEmbeddingsReady(const sdlui::FloatTensor& uncondCond);
     void timestepsReady(const QVector<double>& timesteps, const QVector<double>& sigmas);
     void stepDone(const sdlui::StepRecord& step);
     void runFinished(const sdlui::RunRecord& run);
     void runCancelled();
+
+    void comparisonProgress(int run, int runs, int step, int steps);
+    void comparisonReady(const sdlui::ComparisonRecord& record);
 
     void embeddingsReady(const sdlui::EmbeddingResult& result);
     void roundTripReady(const sdlui::RoundTripResult& result);

@@ -54,6 +54,7 @@ void registerResultTypes() {
     qRegisterMetaType<RoundTripResult>();
     qRegisterMetaType<ProgressionResult>();
     qRegisterMetaType<ProbeResult>();
+    qRegisterMetaType<ComparisonRecord>();
 }
 
 } // namespace sdlui

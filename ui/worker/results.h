@@ -47,6 +47,7 @@ struct GenerateSettings {
     int width = 512;
     int height = 512;
     int clipSkip = 1;
+    bool recordAttention = true;  // per-token cross-attention maps in every StepRecord
     QString model;  // the model's file or folder name, for the PNG parameters
 
     // The "parameters" text A1111-compatible tools read from a PNG.
@@ -62,12 +63,17 @@ struct StepRecord {
     FloatTensor noisePred;  // [4, h, w] guided prediction
     FloatTensor predX0;     // [4, h, w] the scheduler's predicted clean latents
     QImage preview;         // latent-space RGB approximation of predX0, at latent resolution
+    // When recorded: the conditional pass's cross-attention per prompt token, averaged over heads and
+    // layers, at latent resolution [77, h, w]; and per resolution level, finest first, [77, h_l, w_l].
+    FloatTensor attention;
+    QVector<FloatTensor> attentionLevels;
 };
 
 // Everything a generation produced: what the step-through view scrubs and what a trace file holds.
 struct RunRecord {
     GenerateSettings settings;
     QVector<qint64> condIds, uncondIds;  // 77 each
+    QStringList condTokens;              // the token string of each of condIds
     FloatTensor textEmbeddings;          // [2, 77, D] (uncond, cond)
     FloatTensor init;                    // [4, h, w] initial noise, before init_noise_sigma
     QVector<double> timesteps;           // [S]
@@ -121,6 +127,23 @@ struct ProbeResult {
     QImage predX0Decoded;   // decode(the scheduler's x0 estimate)
 };
 
+// One run of a comparison: the same seed as the others with one setting changed.
+struct ComparisonRun {
+    QString label;                        // "guidance 7.5"
+    GenerateSettings settings;
+    QVector<QImage> previews;             // per step: latent preview of the predicted x0
+    QVector<double> latentDifference;     // per step: mean |latents - run 0's at the same progress|
+    QVector<FloatTensor> stepDifference;  // per step: [h, w] mean over channels of that difference
+    QImage image;
+    double imageDifference = 0;           // mean |image - run 0's image| in [0, 1]
+    double seconds = 0;
+};
+
+struct ComparisonRecord {
+    QString vary;  // "prompt", "guidance", "scheduler" or "steps"
+    QVector<ComparisonRun> runs;
+};
+
 // Registers the types above for queued signal/slot connections. Idempotent.
 void registerResultTypes();
 
@@ -135,3 +158,4 @@ Q_DECLARE_METATYPE(sdlui::EmbeddingResult)
 Q_DECLARE_METATYPE(sdlui::RoundTripResult)
 Q_DECLARE_METATYPE(sdlui::ProgressionResult)
 Q_DECLARE_METATYPE(sdlui::ProbeResult)
+Q_DECLARE_METATYPE(sdlui::ComparisonRecord)

@@ -1,0 +1,177 @@
+#include "core/pipeline/compare.h"
+
+#include "core/schedulers/scheduler.h"
+#include "core/util/error.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+namespace sdl {
+
+namespace {
+
+std::string trimmed(const std::string& s) {
+    const auto first = s.find_first_not_of(" \t");
+    if (first == std::string::npos)
+        return {};
+    return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+std::string format_number(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+
+// from_chars, not strtod: the GUI runs under the user's locale, where strtod may want "7,5".
+double parse_guidance(const std::string& text) {
+    const std::string t = trimmed(text);
+    double v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v) || v < 0)
+        throw UsageError("guidance value '" + text + "' is not a number >= 0");
+    return v;
+}
+
+int parse_steps(const std::string& text) {
+    const std::string t = trimmed(text);
+    // The scheduler's bound; a model whose scheduler_config.json trains on fewer timesteps is refused by
+    // the pipeline when that run starts.
+    const int most = SchedulerConfig{}.num_train_timesteps;
+    int v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || v < 1 || v > most)
+        throw UsageError("steps value '" + text + "' is not an integer in 1.." + std::to_string(most));
+    return v;
+}
+
+void check_scheduler(const std::string& name) {
+    try {
+        default_scheduler_config(name);
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
+}
+
+// Labels sit above thumbnails and in JSON; long prompts are cut at a UTF-8 character boundary.
+std::string prompt_label(size_t index, const std::string& prompt) {
+    const std::string head = "prompt " + std::to_string(index + 1);
+    if (prompt.empty())
+        return head + " (empty)";
+    constexpr size_t kMax = 40;
+    if (prompt.size() <= kMax)
+        return head + ": " + prompt;
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(prompt[cut]) & 0xC0) == 0x80)
+        --cut;
+    return head + ": " + prompt.substr(0, cut) + "...";
+}
+
+// Passes every event on, and keeps each step's latents so runs can be compared after they finish.
+class Forwarder : public PipelineObserver {
+public:
+    explicit Forwarder(ComparisonObserver& to) : to_(to) {}
+
+    std::vector<torch::Tensor> latents;  // per step: [4, h, w] float32 on the CPU
+
+    void on_tokens(const TokenizedPrompt& cond, const TokenizedPrompt& uncond) override { to_.on_tokens(cond, uncond); }
+    void on_text_embeddings(const torch::Tensor& e) override { to_.on_text_embeddings(e); }
+    void on_initial_latents(const torch::Tensor& init) override { to_.on_initial_latents(init); }
+    void on_timesteps(const torch::Tensor& t, const torch::Tensor& s) override { to_.on_timesteps(t, s); }
+    void on_step(const StepEvent& e) override {
+        // A copy even when already CPU float32: the pipeline owns the tensor it reports.
+        latents.push_back(e.latents[0].to(torch::kCPU, torch::kFloat32, false, true));
+        to_.on_step(e);
+    }
+    void on_image(const torch::Tensor& image) override { to_.on_image(image); }
+    void on_message(const std::string& text) override { to_.on_message(text); }
+    bool cancel_requested() const override { return to_.cancel_requested(); }
+
+private:
+    ComparisonObserver& to_;
+};
+
+double mean_abs_difference(const torch::Tensor& a, const torch::Tensor& b) {
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().mean().item<double>();
+}
+
+} // namespace
+
+Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
+                           const std::vector<std::string>& values) {
+    if (vary != "prompt" && vary != "guidance" && vary != "scheduler" && vary != "steps")
+        throw UsageError("cannot vary '" + vary + "' (expected prompt, guidance, scheduler or steps)");
+    if (values.size() < 2)
+        throw UsageError("comparing " + vary + " needs at least two values (got " + std::to_string(values.size()) +
+                         ")");
+    Comparison c;
+    c.vary = vary;
+    for (size_t i = 0; i < values.size(); ++i) {
+        GenerateRequest r = base;
+        r.count = 1;
+        if (vary == "prompt") {
+            r.prompt = values[i];
+            c.labels.push_back(prompt_label(i, r.prompt));
+        } else if (vary == "guidance") {
+            r.guidance = parse_guidance(values[i]);
+            c.labels.push_back("guidance " + format_number(r.guidance));
+        } else if (vary == "scheduler") {
+            r.scheduler = trimmed(values[i]);
+            check_scheduler(r.scheduler);
+            c.labels.push_back("scheduler " + r.scheduler);
+        } else {
+            r.steps = parse_steps(values[i]);
+            c.labels.push_back("steps " + std::to_string(r.steps));
+        }
+        c.requests.push_back(std::move(r));
+    }
+    // The settings held fixed are checked once, so a bad base fails before the first run, not after it.
+    check_scheduler(c.requests.front().scheduler);
+    return c;
+}
+
+int matching_step(int k, int steps, int other_steps) {
+    if (steps < 1 || other_steps < 1 || k < 0 || k >= steps)
+        throw Error("matching_step: step " + std::to_string(k) + " of " + std::to_string(steps) + " against " +
+                    std::to_string(other_steps) + " steps is out of range");
+    // Step k completes (k + 1) / steps of the schedule; pick the other run's step that has done the
+    // nearest fraction, so the last steps always face each other. Integer rounding, half up.
+    const int64_t num = 2 * static_cast<int64_t>(k + 1) * other_steps + steps;
+    const int j = static_cast<int>(num / (2 * static_cast<int64_t>(steps))) - 1;
+    return std::clamp(j, 0, other_steps - 1);
+}
+
+ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer) {
+    c10::InferenceMode guard;
+    ComparisonResult result;
+    std::vector<torch::Tensor> first_latents;
+    for (size_t i = 0; i < comparison.requests.size(); ++i) {
+        observer.on_run(static_cast<int>(i), i < comparison.labels.size() ? comparison.labels[i] : std::string());
+        Forwarder forward(observer);
+        const auto t0 = std::chrono::steady_clock::now();
+        const torch::Tensor image = sd.generate(comparison.requests[i], forward)[0];  // [3, H, W]
+        result.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+        const int n = static_cast<int>(forward.latents.size());
+        std::vector<double> diff(static_cast<size_t>(n), 0.0);
+        if (i == 0) {
+            first_latents = std::move(forward.latents);
+            result.image_difference.push_back(0.0);
+        } else {
+            const int n0 = static_cast<int>(first_latents.size());
+            for (int k = 0; k < n && n0 > 0; ++k)
+                diff[static_cast<size_t>(k)] =
+                    mean_abs_difference(forward.latents[static_cast<size_t>(k)],
+                                        first_latents[static_cast<size_t>(matching_step(k, n, n0))]);
+            result.image_difference.push_back(mean_abs_difference(image, result.images.front()));
+        }
+        result.latent_difference.push_back(std::move(diff));
+        result.images.push_back(image);
+    }
+    return result;
+}
+
+} // namespace sdl
