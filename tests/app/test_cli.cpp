@@ -7,6 +7,7 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QTemporaryDir>
+#include <QtEndian>
 #include <QtTest>
 
 #include <filesystem>
@@ -177,6 +178,33 @@ private slots:
         QVERIFY(o["init_noise_sigma"].toDouble() > 1.0);
     }
 
+    void compareWritesAStripAndOneRunPerValue() {
+        const QString strip = tmp_.filePath("strip.png"), dir = tmp_.filePath("runs");
+        const Run r = cli({"compare", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--vary", "guidance",
+                           "--values", "1,7.5", "--steps", "2", "--width", "64", "--height", "48", "--seed", "3",
+                           "--out", strip, "--out-dir", dir});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto o = json(r.out);
+        QCOMPARE(o["vary"].toString(), QString("guidance"));
+        QCOMPARE(o["seed"].toInteger(), 3);
+        const auto runs = o["runs"].toArray();
+        QCOMPARE(runs.size(), 2);
+        const auto second = runs[1].toObject();
+        QCOMPARE(second["label"].toString(), QString("guidance 7.5"));
+        QCOMPARE(second["guidance"].toDouble(), 7.5);
+        QCOMPARE(second["latent_difference"].toArray().size(), 2);
+        QVERIFY(second["image_difference"].toDouble() > 0);
+        QCOMPARE(runs[0].toObject()["image_difference"].toDouble(), 0.0);
+        const QByteArray png = read_all(strip);
+        QVERIFY(png.startsWith("\x89PNG"));
+        // IHDR: big-endian width and height at bytes 16 and 20.
+        QCOMPARE(qFromBigEndian<quint32>(png.constData() + 16), quint32(2 * 64));
+        QCOMPARE(qFromBigEndian<quint32>(png.constData() + 20), quint32(48));
+        QVERIFY(png.contains("comparison"));
+        for (const char* name : {"run-1.png", "run-2.png"})
+            QVERIFY2(QFile::exists(dir + "/" + name), name);
+    }
+
     // The bad-input table of the hardening issue.
     void missingPath() { expectError({"inspect", tmp_.filePath("nowhere")}, 1, "nowhere"); }
     void randomBytesAsModel() {
@@ -278,6 +306,13 @@ private slots:
         expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--scheduler", "warp", "--steps",
                      "1", "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
                     2, "warp");
+    }
+    void badComparisons() {
+        const QStringList base = {"compare", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1",
+                                  "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")};
+        expectError(base + QStringList{"--vary", "seed", "--values", "1,2"}, 2, "seed");
+        expectError(base + QStringList{"--vary", "scheduler", "--value", "lms", "--value", "warp"}, 2, "warp");
+        expectError(base + QStringList{"--vary", "guidance", "--value", "7.5"}, 2, "two");
     }
     void tooLargeForMemoryIsRefusedUpFront() {
         expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--width", "16384", "--height",
