@@ -1,6 +1,8 @@
 #include "ui/screenshots.h"
 
 #include "ui/main_window.h"
+#include "ui/views/attention_view.h"
+#include "ui/views/compare_view.h"
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/schedule_view.h"
@@ -33,7 +35,10 @@ bool waitFor(Sender* sender, Signal signal, PipelineWorker* worker, int timeoutM
         std::fprintf(stderr, "screenshots: could not open %s: %s\n", qPrintable(path), qPrintable(msg));
         loop.exit(1);
     });
-    QObject::connect(&timer, &QTimer::timeout, &loop, [&] { loop.exit(2); });
+    QObject::connect(&timer, &QTimer::timeout, &loop, [&] {
+        std::fprintf(stderr, "screenshots: no result after %d s\n", timeoutMs / 1000);
+        loop.exit(2);
+    });
     timer.start(timeoutMs);
     action();
     return loop.exec() == 0;
@@ -103,6 +108,18 @@ int renderScreenshots(const QString& dir, const QString& model) {
             if (box->text() == "euler" || box->text() == "ddim")
                 box->setChecked(true);
         ok = shoot(MainWindow::Schedule, "4-noise-schedule.png");
+    }
+    if (ok) {
+        window.attentionView()->selectToken(8);  // "horse</w>"
+        window.attentionView()->setAllSteps(true);
+        ok = shoot(MainWindow::Attention, "9-cross-attention.png");
+    }
+    if (ok) {
+        window.compareView()->setVary("guidance");
+        window.compareView()->setGuidanceValues("1, 3, 7.5, 15");
+        window.setRunSettings("lms", 10, 256, 256, 42);
+        ok = waitFor(w, &PipelineWorker::comparisonReady, w, 2 * kTimeout, [&] { window.compare(); }) &&
+             shoot(MainWindow::Compare, "10-compare-guidance.png");
     }
     window.close();
     return ok ? 0 : 1;

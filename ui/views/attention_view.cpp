@@ -21,11 +21,15 @@ namespace sdlui {
 namespace {
 const QString kEndToken = QStringLiteral("<|endoftext|>");
 
-// The map scaled so its largest value is 1: each token's own pattern stays readable even when the
-// start token takes most of the attention, as it usually does.
+// The map stretched from its own minimum to its maximum: each token's pattern stays readable even
+// when the start token takes most of the attention, as it usually does. The share column and the
+// caption give the absolute values.
 QImage normalizedHeat(const FloatTensor& map) {
-    const float hi = map.range().second;
-    return heatImage(map, hi > 0 ? 1.f / hi : 0.f);
+    const auto [lo, hi] = map.range();
+    FloatTensor shifted = map;
+    for (float& v : shifted.values)
+        v -= lo;
+    return heatImage(shifted, hi > lo ? 1.f / (hi - lo) : 0.f);
 }
 
 double mean(const FloatTensor& t) {
@@ -55,7 +59,10 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     table_->setSelectionBehavior(QAbstractItemView::SelectRows);
     table_->setSelectionMode(QAbstractItemView::SingleSelection);
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
     table_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
+    table_->horizontalHeader()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
+    table_->setWordWrap(false);
     leftLayout->addWidget(table_, 1);
     padding_ = new QCheckBox("Show padding tokens");
     padding_->setToolTip("The padding after the end token also receives attention: SD 1.x pads with the end token");
@@ -100,7 +107,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     rightLayout->addWidget(thumbs_, 1);
     split->addWidget(right);
     split->setStretchFactor(1, 1);
-    split->setSizes({260, 800});
+    split->setSizes({340, 760});
     layout->addWidget(split, 1);
 
     connect(table_, &QTableWidget::currentCellChanged, this, [this](int row) {
@@ -309,8 +316,12 @@ void AttentionView::refresh() {
             table_->selectRow(token_);
     }
     image_->setImage(overlay());
-    image_->setCaption(token_ >= 0 && token_ < n ? QString("“%1” (token %2)").arg(tokens_[token_]).arg(token_)
-                                                 : QString());
+    const FloatTensor m = map(token_);
+    const auto [lo, hi] = m.range();
+    image_->setCaption(token_ >= 0 && token_ < n && !m.isEmpty()
+                           ? QString("“%1” (token %2): attention %3 … %4 % (dark … bright)")
+                                 .arg(tokens_[token_]).arg(token_).arg(100.0 * lo, 0, 'f', 2).arg(100.0 * hi, 0, 'f', 2)
+                           : QString());
 }
 
 } // namespace sdlui
