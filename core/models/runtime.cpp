@@ -17,9 +17,23 @@ torch::Device parse_device(const std::string& name) {
     throw UsageError("unknown device '" + name + "' (expected cpu or cuda)");
 }
 
+bool cpu_has_native_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+    return false;
+#endif
+}
+
+torch::Dtype default_dtype(const torch::Device& device) {
+    if (device.is_cuda())
+        return torch::kHalf;
+    return cpu_has_native_bf16() ? torch::kBFloat16 : torch::kFloat;
+}
+
 torch::Dtype parse_dtype(const std::string& name, const torch::Device& device) {
     if (name.empty())
-        return device.is_cuda() ? torch::kHalf : torch::kFloat;
+        return default_dtype(device);
     if (name == "fp32")
         return torch::kFloat;
     if (name == "bf16")

@@ -9,6 +9,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
+
 namespace {
 
 const std::string kData = SDLENS_TEST_DATA;
@@ -128,6 +130,21 @@ private slots:
         r.record_attention = false;
         QCOMPARE(max_abs(folder_->generate(r, plain), with_maps), 0.0);
         QVERIFY(plain.attention.empty() && plain.levels.empty());
+    }
+
+    // bf16 is the CPU default where the CPU has bf16 instructions; this is the error that choice accepts.
+    void bf16ImagesStayCloseToFp32() {
+        auto bf16 = sdl::StableDiffusion::load(kData + "/tiny-sd", {"cpu", "bf16", 2});
+        auto r = e2e_request("lms");
+        Recorder a, b;
+        const auto reference = folder_->generate(r, a);
+        const auto image = bf16->generate(r, b);
+        const double mean = (image - reference).abs().mean().item<double>();
+        const double mse = (image - reference).pow(2).mean().item<double>();
+        const double psnr = 10 * std::log10(1 / mse);
+        qInfo("bf16 vs fp32 image: mean abs %.2f/255, PSNR %.1f dB", mean * 255, psnr);
+        QVERIFY(mean <= 4.0 / 255);
+        QVERIFY(psnr >= 33);
     }
 
     void seedsMatchTorchCpuGenerator() {
