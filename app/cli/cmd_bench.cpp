@@ -133,6 +133,7 @@ int run_bench(Args& args) {
     const int repeat = std::max(1, args.get_int("--repeat", 3));
     const bool skip_pipeline = args.has("--no-pipeline");
     const bool profile = args.has("--profile");
+    const bool attention = args.has("--attention");
     const RuntimeOptions options = runtime_options(args);
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
@@ -186,6 +187,31 @@ int run_bench(Args& args) {
         sync(device);
         const double s = ms_since(t0) / 1000.0;
         j["pipeline"] = {{"steps", steps}, {"scheduler", scheduler}, {"seconds", s}, {"it_per_s", steps / s}};
+        if (attention) {
+            // The same run recording the maps, kept as the GUI keeps them: what asking for them costs.
+            struct Keep : PipelineObserver {
+                int64_t bytes = 0;
+                std::vector<torch::Tensor> kept;
+                void on_step(const StepEvent& e) override {
+                    kept.push_back(e.attention);
+                    kept.insert(kept.end(), e.attention_levels.begin(), e.attention_levels.end());
+                    for (auto it = kept.end() - 1 - static_cast<std::ptrdiff_t>(e.attention_levels.size());
+                         it != kept.end(); ++it)
+                        bytes += it->numel() * static_cast<int64_t>(it->element_size());
+                }
+            } keep;
+            r.record_attention = true;
+            const double rss_before = peak_rss_mb();
+            const auto t1 = Clock::now();
+            sd->generate(r, keep);
+            sync(device);
+            const double sa = ms_since(t1) / 1000.0;
+            j["pipeline_with_attention"] = {{"seconds", sa},
+                                            {"it_per_s", steps / sa},
+                                            {"extra_seconds_per_step", (sa - s) / steps},
+                                            {"maps_mb", keep.bytes / 1048576.0},
+                                            {"peak_rss_growth_mb", peak_rss_mb() - rss_before}};
+        }
     }
     j["peak_rss_mb"] = peak_rss_mb();
     std::printf("%s\n", j.dump(2).c_str());
@@ -194,8 +220,9 @@ int run_bench(Args& args) {
 
 const Register reg{"bench",
                    "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run, "
-                   "--profile adds the operators taking the most time)",
-                   {"--no-pipeline", "--profile"}, run_bench};
+                   "--profile adds the operators taking the most time, --attention runs the pipeline again "
+                   "recording the cross-attention maps)",
+                   {"--no-pipeline", "--profile", "--attention"}, run_bench};
 
 } // namespace
 } // namespace sdl::cli
