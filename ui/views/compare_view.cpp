@@ -97,6 +97,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     pos->addWidget(new QLabel("Difference of:"));
     diffOf_ = new QComboBox;
     diffOf_->setToolTip("Which run the difference image compares with the first");
+    diffOf_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     pos->addWidget(diffOf_);
     layout->addLayout(pos);
 
@@ -242,15 +243,15 @@ void CompareView::showAt(int percent) {
     QString what;
     if (final) {
         diff = imageDifference(other.image, record_.runs[0].image);
-        what = "|Δ image|";
+        what = "Δ image";
     } else {
         diff = other.stepDifference.value(stepAt(percent, int(other.stepDifference.size())));
-        what = "|Δ latents|";
+        what = "Δ latents";
     }
     const float hi = diff.range().second;
     difference_->setPixelated(!final);
     difference_->setImage(heatImage(diff, hi > 0 ? 1.f / hi : 0.f));
-    difference_->setCaption(QString("%1: %2 − %3\nbrightest = %4").arg(what, other.label, record_.runs[0].label)
+    difference_->setCaption(QString("%1 %2 − %3\nbrightest %4").arg(what, other.label, record_.runs[0].label)
                                 .arg(hi, 0, 'g', 3));
 }
 
