@@ -36,6 +36,27 @@ uint32_t read_be32(const uint8_t* p) {
     return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
+const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+// stb 2.27 allocates its compressed-data buffer at the first IDAT chunk with bytes in it; an empty
+// first IDAT makes it memcpy 0 bytes to a null pointer (undefined behaviour, reported by UBSan).
+// The PNG spec allows such a chunk but no encoder writes one, so decode_image refuses the file
+// before stb sees it. Malformed chunk structure is left to stb to report.
+bool png_first_idat_is_empty(const uint8_t* data, size_t size) {
+    if (size < 8 || std::memcmp(data, kPngSignature, 8) != 0)
+        return false;
+    size_t pos = 8;
+    while (size - pos >= 8) {  // length + type
+        const uint32_t len = read_be32(data + pos);
+        if (std::memcmp(data + pos + 4, "IDAT", 4) == 0)
+            return len == 0;
+        if (size - pos < 12 || len > size - pos - 12)
+            return false;
+        pos += 12 + len;
+    }
+    return false;
+}
+
 std::vector<uint8_t> text_chunk(const std::string& key, const std::string& value) {
     // tEXt is Latin-1 by the PNG spec, but every SD tool writes UTF-8 there; we do as they do.
     std::vector<uint8_t> body(key.begin(), key.end());
@@ -63,6 +84,9 @@ void collect(void* context, void* data, int size) {
 Image8 decode_image(const uint8_t* data, size_t size, const std::string& what) {
     if (size > static_cast<size_t>(INT32_MAX))
         throw Error(what + ": file too large to be an image");
+    if (png_first_idat_is_empty(data, size))
+        throw Error(what + ": PNG whose first image data (IDAT) chunk is empty; SD Lens does not read "
+                    "such files, re-save it with another program");
     int w = 0, h = 0, n = 0;
     // Checked before decoding: stb allocates the whole image from the header's dimensions before
     // it reads any pixel data, so a 20-byte header could otherwise cost gigabytes.
@@ -121,8 +145,7 @@ std::map<std::string, std::string> read_png_text(const std::string& path) {
     if (!in)
         throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
     std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (b.size() < 8 || std::memcmp(b.data(), sig, 8) != 0)
+    if (b.size() < 8 || std::memcmp(b.data(), kPngSignature, 8) != 0)
         throw Error(path + ": not a PNG file");
     std::map<std::string, std::string> text;
     size_t pos = 8;
