@@ -102,7 +102,9 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     layout->addLayout(pos);
 
     grid_ = new QGridLayout;
-    difference_ = new ImageView;
+    // Parented at once: it only joins the grid once a comparison has two runs.
+    difference_ = new ImageView(this);
+    difference_->hide();
     layout->addLayout(grid_, 3);
 
     plot_ = new QCustomPlot;
