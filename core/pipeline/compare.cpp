@@ -157,17 +157,25 @@ ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& compariso
 
         const int n = static_cast<int>(forward.latents.size());
         std::vector<double> diff(static_cast<size_t>(n), 0.0);
+        std::vector<torch::Tensor> maps;
         if (i == 0) {
+            for (const auto& l : forward.latents)
+                maps.push_back(torch::zeros({l.size(1), l.size(2)}));
             first_latents = std::move(forward.latents);
             result.image_difference.push_back(0.0);
         } else {
             const int n0 = static_cast<int>(first_latents.size());
-            for (int k = 0; k < n && n0 > 0; ++k)
-                diff[static_cast<size_t>(k)] =
-                    mean_abs_difference(forward.latents[static_cast<size_t>(k)],
-                                        first_latents[static_cast<size_t>(matching_step(k, n, n0))]);
+            for (int k = 0; k < n && n0 > 0; ++k) {
+                const auto& mine = forward.latents[static_cast<size_t>(k)];
+                const auto& base = first_latents[static_cast<size_t>(matching_step(k, n, n0))];
+                // In float64, so the mean of the map is the mean over every element to rounding.
+                const auto map = (mine.to(torch::kFloat64) - base.to(torch::kFloat64)).abs().mean(0);  // [h, w]
+                diff[static_cast<size_t>(k)] = map.mean().item<double>();
+                maps.push_back(map.to(torch::kFloat32));
+            }
             result.image_difference.push_back(mean_abs_difference(image, result.images.front()));
         }
+        result.difference_maps.push_back(std::move(maps));
         result.latent_difference.push_back(std::move(diff));
         result.images.push_back(image);
     }

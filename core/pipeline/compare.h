@@ -29,6 +29,8 @@ struct ComparisonResult {
     std::vector<torch::Tensor> images;  // per run: [3, H, W] in [0, 1]
     // [run][step of that run]: mean |latents - run 0's latents at the matching step| (0 for run 0).
     std::vector<std::vector<double>> latent_difference;
+    // [run][step]: where that difference is, [h, w] float32, the mean over the four channels (zeros for run 0).
+    std::vector<std::vector<torch::Tensor>> difference_maps;
     std::vector<double> image_difference;  // per run: mean |image - run 0's image|, in [0, 1] units
     std::vector<double> seconds;           // per run, wall clock
 };

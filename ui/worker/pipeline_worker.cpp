@@ -178,30 +178,20 @@ private:
     quint64 runId_;
 };
 
-// Keeps what the comparison view shows of each run: a cheap preview per step, and the progress.
+// Keeps what the comparison view shows of each run as it forms (a cheap preview per step), and
+// reports the progress.
 class CompareObserver : public sdl::ComparisonObserver {
 public:
     CompareObserver(PipelineWorker* worker, ComparisonRecord& record, const std::atomic<quint64>& cancelledThrough,
-                       quint64 runId)
+                    quint64 runId)
         : worker_(worker), record_(record), cancelledThrough_(cancelledThrough), runId_(runId) {}
 
     void on_run(int index, const std::string& /*label*/) override { run_ = index; }
     void on_step(const sdl::StepEvent& e) override {
-        auto& run = record_.runs[run_];
-        run.previews << toImage(sdl::latent_preview(e.pred_x0.narrow(0, 0, 1))[0]);
-        latents_.resize(std::max<size_t>(latents_.size(), size_t(run_) + 1));
-        latents_[size_t(run_)].push_back(e.latents.narrow(0, 0, 1).to(torch::kFloat32).cpu());
+        record_.runs[run_].previews << toImage(sdl::latent_preview(e.pred_x0.narrow(0, 0, 1))[0]);
         emit worker_->comparisonProgress(run_, int(record_.runs.size()), e.index + 1, e.total);
     }
     bool cancel_requested() const override { return runId_ <= cancelledThrough_.load(); }
-
-    // [h, w] mean over channels of |latents of run i at step k - run 0's at the matching step|.
-    FloatTensor stepDifference(int run, int k) const {
-        const auto& mine = latents_[size_t(run)];
-        const auto& base = latents_[0];
-        const int j = sdl::matching_step(k, int(mine.size()), int(base.size()));
-        return toFloat((mine[size_t(k)] - base[size_t(j)]).abs().mean(1)[0]);
-    }
 
 private:
     PipelineWorker* worker_;
@@ -209,7 +199,6 @@ private:
     const std::atomic<quint64>& cancelledThrough_;
     quint64 runId_;
     int run_ = 0;
-    std::vector<std::vector<torch::Tensor>> latents_;
 };
 
 sdl::GenerateRequest toRequest(const GenerateSettings& settings) {
@@ -354,8 +343,8 @@ void PipelineWorker::compare(const GenerateSettings& base, const QString& vary, 
             run.seconds = result.seconds[size_t(i)];
             run.latentDifference = QVector<double>(result.latent_difference[size_t(i)].begin(),
                                                    result.latent_difference[size_t(i)].end());
-            for (int k = 0; k < run.previews.size(); ++k)
-                run.stepDifference << observer.stepDifference(i, k);
+            for (const auto& map : result.difference_maps[size_t(i)])
+                run.stepDifference << toFloat(map);
         }
         emit comparisonReady(record);
     });

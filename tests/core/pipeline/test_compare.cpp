@@ -155,7 +155,12 @@ private slots:
         for (auto [k, k0] : {std::pair{0, 0}, {1, 0}, {2, 1}, {6, 3}, {7, 3}}) {
             const double expected = (rec.latents[1][k] - rec.latents[0][k0]).abs().mean().item<double>();
             QVERIFY(std::abs(res.latent_difference[1][k] - expected) <= 1e-9 * expected);
+            const auto& map = res.difference_maps[1][k];
+            QCOMPARE(map.sizes(), rec.latents[1][k].sizes().slice(2));  // [1, 4, h, w] -> [h, w]
+            QVERIFY(std::abs(map.mean().item<double>() - expected) <= 1e-6 * expected);
         }
+        QCOMPARE(res.difference_maps[0].size(), size_t(4));
+        QCOMPARE(res.difference_maps[0][3].abs().max().item<double>(), 0.0);
     }
 
     void cancelStopsTheComparison() {
