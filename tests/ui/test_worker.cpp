@@ -20,6 +20,24 @@ using namespace sdlui;
 namespace {
 const QString kTiny = SDLENS_TEST_DATA "/tiny-sd";
 
+// The UI thread's longest gap between ticks of a 10 ms timer, from construction until stop().
+struct StallMeter {
+    QElapsedTimer clock;
+    qint64 last = 0, worst = 0;
+    QTimer tick;
+    StallMeter() {
+        tick.setInterval(10);
+        QObject::connect(&tick, &QTimer::timeout, [this] {
+            const qint64 now = clock.elapsed();
+            worst = std::max(worst, now - last);
+            last = now;
+        });
+        clock.start();
+        tick.start();
+    }
+    void stop() { tick.stop(); }
+};
+
 GenerateSettings tinySettings(int steps) {
     GenerateSettings s;
     s.prompt = "a dog wearing hat";
@@ -56,26 +74,15 @@ private slots:
         QSignalSpy embeddings(c.worker(), &PipelineWorker::textEmbeddingsReady);
         QSignalSpy failed(c.worker(), &PipelineWorker::failed);
 
-        // The UI thread's longest gap between ticks of a 10 ms timer while the worker generates.
-        QElapsedTimer clock;
-        qint64 last = 0, worst = 0;
-        QTimer tick;
-        tick.setInterval(10);
-        connect(&tick, &QTimer::timeout, [&] {
-            const qint64 now = clock.elapsed();
-            worst = std::max(worst, now - last);
-            last = now;
-        });
-        clock.start();
-        tick.start();
+        StallMeter meter;
         c.generate(tinySettings(8));
         QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty() || !failed.isEmpty(), 120000);
         QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
-        tick.stop();
+        meter.stop();
         qInfo("UI thread: longest gap between 10 ms timer ticks during a tiny 8-step generation: %lld ms "
               "(run took %lld ms)",
-              worst, clock.elapsed());
-        QVERIFY(worst < 250);
+              meter.worst, meter.clock.elapsed());
+        QVERIFY(meter.worst < 250);
 
         QCOMPARE(steps.size(), 8);
         QCOMPARE(embeddings.size(), 1);
@@ -208,25 +215,15 @@ private slots:
         window.setRunSettings("lms", 12, 128, 128, 3);
         window.setPrompt("a dog wearing hat");
         QSignalSpy finished(window.controller()->worker(), &PipelineWorker::runFinished);
-        QElapsedTimer clock;
-        qint64 last = 0, worst = 0;
-        QTimer tick;
-        tick.setInterval(10);
-        connect(&tick, &QTimer::timeout, [&] {
-            const qint64 now = clock.elapsed();
-            worst = std::max(worst, now - last);
-            last = now;
-        });
-        clock.start();
-        tick.start();
+        StallMeter meter;
         window.generate();
         WAIT_FOR(finished, 1, 120000);
         QTest::qWait(300);  // the final image and the last step's views are drawn after the signal
-        tick.stop();
+        meter.stop();
         qInfo("UI thread with the full window: longest gap between 10 ms timer ticks during a 12-step "
               "128x128 tiny generation: %lld ms (run took %lld ms)",
-              worst, clock.elapsed());
-        QVERIFY(worst < 250);
+              meter.worst, meter.clock.elapsed());
+        QVERIFY(meter.worst < 250);
     }
 
     void traceRoundTripWithoutModel() {
