@@ -1,7 +1,9 @@
 #include "ui/main_window.h"
 
 #include "core/io/safetensors.h"
+#include "ui/model_picker.h"
 #include "ui/sample_image.h"
+#include "ui/settings_panel.h"
 #include "ui/views/attention_view.h"
 #include "ui/views/common.h"
 #include "ui/views/compare_view.h"
@@ -15,22 +17,14 @@
 #include "ui/views/vae_view.h"
 #include "ui/worker/pipeline_controller.h"
 #include "ui/worker/pipeline_worker.h"
-#include "ui/worker/runtime_info.h"
-#include "ui/worker/schedules.h"
 
 #include <QAction>
 #include <QApplication>
-#include <QCheckBox>
 #include <QCloseEvent>
-#include <QComboBox>
-#include <QCoreApplication>
-#include <QDir>
 #include <QDockWidget>
-#include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QFormLayout>
 #include <QHBoxLayout>
 #include <QImageReader>
 #include <QImageWriter>
@@ -42,17 +36,12 @@
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
-#include <QRandomGenerator>
-#include <QRegularExpressionValidator>
 #include <QSettings>
 #include <QShortcut>
-#include <QSpinBox>
 #include <QSplitter>
 #include <QStackedWidget>
-#include <QStandardPaths>
 #include <QStatusBar>
 #include <QTimer>
-#include <QToolButton>
 #include <QVBoxLayout>
 
 #include <unistd.h>
@@ -75,17 +64,6 @@ bool isTraceFile(const QString& path) {
     }
 }
 
-QString humanCount(qint64 n) {
-    if (n >= 1000000000)
-        return QString::number(n / 1e9, 'f', 2) + " B";
-    if (n >= 1000000)
-        return QString::number(n / 1e6, 'f', 1) + " M";
-    if (n >= 1000)
-        return QString::number(n / 1e3, 'f', 1) + " k";
-    return QString::number(n);
-}
-
-int roundTo8(int v) { return std::max(8, (v + 4) / 8 * 8); }
 } // namespace
 
 MainWindow::MainWindow(const Options& options, QWidget* parent)
@@ -131,7 +109,14 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
     auto* dock = new QDockWidget("Settings");
     dock->setObjectName("settingsDock");
-    dock->setWidget(buildSettingsPanel());
+    auto* dockContent = new QWidget;
+    auto* dockLayout = new QVBoxLayout(dockContent);
+    modelPicker_ = new ModelPicker(options_.persistSettings);
+    settingsPanel_ = new SettingsPanel;
+    dockLayout->addWidget(modelPicker_);
+    dockLayout->addWidget(settingsPanel_);
+    dockLayout->addStretch(1);
+    dock->setWidget(dockContent);
     dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
     addDockWidget(Qt::RightDockWidgetArea, dock);
 
@@ -181,6 +166,16 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
         latentsView_->setStep(s);
         attentionView_->setCurrentStep(s.index);
     });
+    connect(modelPicker_, &ModelPicker::openRequested, this, &MainWindow::openModel);
+    connect(modelPicker_, &ModelPicker::failed, this, &MainWindow::showError);
+    connect(modelPicker_, &ModelPicker::creatingDemo, this, [this](const QString& path) {
+        statusBusy_->setText("Creating the tiny demo model…");
+        modelBanner_->show(Banner::Kind::Info, "Creating the tiny demo model (random weights, a few MB) in " +
+                                                   path.toHtmlEscaped() + " …");
+    });
+    connect(modelPicker_, &ModelPicker::demoFinished, statusBusy_, &QLabel::clear);
+    connect(settingsPanel_, &SettingsPanel::changed, this, &MainWindow::settingsChanged);
+    connect(settingsPanel_, &SettingsPanel::runtimeChanged, this, &MainWindow::reloadModel);
     connect(compareView_, &CompareView::compareRequested, this, &MainWindow::compare);
     connect(compareView_, &CompareView::cancelRequested, this, &MainWindow::cancel);
     connectWorker();
@@ -197,15 +192,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     memoryTimer->start(1000);
     updateMemory();
 
-    QTimer::singleShot(0, this, &MainWindow::startWithModel);
+    QTimer::singleShot(0, this, [this] { modelPicker_->start(options_.model); });
 }
 
 MainWindow::~MainWindow() {
     // Stop and join the worker before the widgets its queued results would go to disappear.
-    if (makeModel_.state() != QProcess::NotRunning) {
-        makeModel_.kill();
-        makeModel_.waitForFinished(2000);
-    }
     delete controller_;
 }
 
@@ -242,117 +233,9 @@ QWidget* MainWindow::buildPromptBar() {
     return bar;
 }
 
-QWidget* MainWindow::buildSettingsPanel() {
-    auto* panel = new QWidget;
-    auto* form = new QFormLayout(panel);
-    modelName_ = new QLabel("no model");
-    modelName_->setWordWrap(true);
-    modelName_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    form->addRow("Model:", modelName_);
-    auto* modelButtons = new QHBoxLayout;
-    auto* openFolder = new QPushButton("Folder…");
-    openFolder->setToolTip("Open a diffusers model folder (with model_index.json)");
-    auto* openFile = new QPushButton("File…");
-    openFile->setToolTip("Open a single-file SD 1.x checkpoint (.safetensors)");
-    modelButtons->addWidget(openFolder);
-    modelButtons->addWidget(openFile);
-    form->addRow(modelButtons);
-    connect(openFolder, &QPushButton::clicked, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, "Open a diffusers model folder");
-        if (!dir.isEmpty())
-            openModel(dir);
-    });
-    connect(openFile, &QPushButton::clicked, this, [this] {
-        const QString file = QFileDialog::getOpenFileName(this, "Open a single-file model", QString(),
-                                                          "Safetensors (*.safetensors)");
-        if (!file.isEmpty())
-            openModel(file);
-    });
-
-    scheduler_ = new QComboBox;
-    scheduler_->addItems(schedulerNames());
-    form->addRow("Scheduler:", scheduler_);
-    karras_ = new QCheckBox("Karras sigmas");
-    form->addRow(QString(), karras_);
-    steps_ = new QSpinBox;
-    steps_->setRange(1, 200);
-    steps_->setValue(50);
-    form->addRow("Steps:", steps_);
-    guidance_ = new QDoubleSpinBox;
-    guidance_->setRange(1, 30);
-    guidance_->setSingleStep(0.5);
-    guidance_->setValue(7.5);
-    form->addRow("Guidance:", guidance_);
-    auto* seedRow = new QHBoxLayout;
-    seed_ = new QLineEdit("0");
-    seed_->setValidator(new QRegularExpressionValidator(QRegularExpression("[0-9]{1,19}"), seed_));
-    seedRow->addWidget(seed_, 1);
-    seedLock_ = new QCheckBox("lock");
-    seedLock_->setToolTip("Locked: every Generate uses this seed. Unlocked: a new random seed each time.");
-    seedRow->addWidget(seedLock_);
-    auto* dice = new QToolButton;
-    dice->setText("Random");
-    dice->setToolTip("New random seed");
-    seedRow->addWidget(dice);
-    form->addRow("Seed:", seedRow);
-    connect(dice, &QToolButton::clicked, this,
-            [this] { seed_->setText(QString::number(QRandomGenerator::global()->bounded(1u << 31))); });
-    auto makeSize = [] {
-        auto* s = new QSpinBox;
-        s->setRange(64, 2048);
-        s->setSingleStep(8);
-        s->setValue(512);
-        s->setSuffix(" px");
-        s->setToolTip("A multiple of 8: the VAE works on 8×8 pixel blocks");
-        return s;
-    };
-    width_ = makeSize();
-    height_ = makeSize();
-    form->addRow("Width:", width_);
-    form->addRow("Height:", height_);
-    for (QSpinBox* s : {width_, height_})
-        connect(s, &QSpinBox::editingFinished, this, [s] { s->setValue(roundTo8(s->value())); });
-    clipSkip_ = new QSpinBox;
-    clipSkip_->setRange(1, 4);
-    clipSkip_->setToolTip("1: the text encoder's last layer; 2: the one before it (as some fine-tunes expect)");
-    form->addRow("Clip skip:", clipSkip_);
-    recordAttention_ = new QCheckBox("Record attention maps");
-    recordAttention_->setChecked(true);
-    recordAttention_->setToolTip("Keep every step's per-token cross-attention maps for the Cross-attention view "
-                                 "(a little memory and time per step)");
-    form->addRow(QString(), recordAttention_);
-    device_ = new QComboBox;
-    device_->addItems(availableDevices());
-    form->addRow("Device:", device_);
-    dtype_ = new QComboBox;
-    dtype_->addItems({"auto", "fp32", "fp16", "bf16"});
-    dtype_->setToolTip("auto: fp16 on CUDA; on the CPU bf16 where it has bf16 instructions (AVX512-BF16, AMX), "
-                       "else fp32. fp32 reproduces diffusers' CPU numbers exactly; bf16 images stay within "
-                       "about 2/255 of them on average.");
-    form->addRow("Precision:", dtype_);
-    connect(device_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);
-    connect(dtype_, &QComboBox::currentTextChanged, this, &MainWindow::reloadModel);
-    connect(scheduler_, &QComboBox::currentTextChanged, this, &MainWindow::settingsChanged);
-    connect(steps_, &QSpinBox::valueChanged, this, &MainWindow::settingsChanged);
-    connect(karras_, &QCheckBox::toggled, this, &MainWindow::settingsChanged);
-    return panel;
-}
-
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu("&File");
-    file->addAction("Open model &folder…", QKeySequence::Open, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, "Open a diffusers model folder");
-        if (!dir.isEmpty())
-            openModel(dir);
-    });
-    file->addAction("Open model f&ile…", this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, "Open a single-file model", QString(),
-                                                       "Safetensors (*.safetensors)");
-        if (!f.isEmpty())
-            openModel(f);
-    });
-    recentMenu_ = file->addMenu("&Recent models");
-    file->addAction("Use the &demo model", this, &MainWindow::useDemoModel);
+    modelPicker_->addMenuActions(file);
     file->addSeparator();
     file->addAction("Open &image for the VAE…", this, [this] {
         showStage(Vae);
@@ -374,7 +257,6 @@ void MainWindow::buildMenus() {
     for (int i = 0; i < StageCount; ++i)
         view->addAction(QString(kStageNames[i]).simplified(), QKeySequence(Qt::CTRL | (Qt::Key_0 + (i + 1) % 10)),
                         this, [this, i] { showStage(Stage(i)); });
-    updateRecentMenu();
 }
 
 void MainWindow::buildStatusBar() {
@@ -405,14 +287,11 @@ void MainWindow::connectWorker() {
     connect(w, &PipelineWorker::modelLoaded, this, [this](const ModelSummary& s) {
         modelLoaded_ = true;
         modelPath_ = s.path;
-        const bool demo = QDir(s.path) == QDir(demoModelPath());
         const QString name = QFileInfo(s.path).fileName();
-        modelName_->setText(QString("%1<br><small>%2, %3 parameters, D = %4</small>")
-                                .arg(name.toHtmlEscaped(), s.layout)
-                                .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden));
+        modelPicker_->setLoaded(s);
         statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
         statusDevice_->setText(s.device + " · " + s.dtype);
-        if (demo)
+        if (ModelPicker::isDemoModel(s.path))
             modelBanner_->show(Banner::Kind::Warning,
                                "<b>This is the tiny demo model:</b> its weights are random, so its images are "
                                "noise. Every stage still works and shows real intermediate values. Open a real "
@@ -421,8 +300,6 @@ void MainWindow::connectWorker() {
                                "<i>.safetensors</i> checkpoint (File ▸ Open model file), or drop either here.");
         else
             modelBanner_->hide();
-        if (!demo)
-            addRecentModel(s.path);
         roundTripDone_ = false;
         progressionStale_ = probeStale_ = embeddingsStale_ = true;
         generateView_->setDecodingAvailable(true);
@@ -432,7 +309,7 @@ void MainWindow::connectWorker() {
     connect(w, &PipelineWorker::modelFailed, this, [this](const QString& path, const QString& message) {
         modelLoaded_ = false;
         statusModel_->setText("no model");
-        modelName_->setText("no model");
+        modelPicker_->setFailed();
         showError("Could not open the model " + QFileInfo(path).fileName(), message);
     });
     connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString& message) {
@@ -545,58 +422,13 @@ void MainWindow::connectWorker() {
     });
 }
 
-void MainWindow::startWithModel() {
-    if (!options_.model.isEmpty())
-        return openModel(options_.model);
-    const QString last = options_.persistSettings ? QSettings().value("lastModel").toString() : QString();
-    if (!last.isEmpty() && QFileInfo::exists(last))
-        return openModel(last);
-    useDemoModel();
-}
-
-QString MainWindow::demoModelPath() {
-    return QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)).filePath("demo-model");
-}
-
-void MainWindow::useDemoModel() {
-    const QString path = demoModelPath();
-    if (QFileInfo::exists(QDir(path).filePath("model_index.json")))
-        return openModel(path);
-    if (makeModel_.state() != QProcess::NotRunning)
-        return;
-    const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("sdlens-cli");
-    if (!QFileInfo(cli).isExecutable())
-        return showError("Could not create the demo model",
-                         "sdlens-cli was not found next to this program (" + cli +
-                             "). Open a model instead: a diffusers folder or a single-file .safetensors.");
-    QDir().mkpath(QFileInfo(path).path());
-    statusBusy_->setText("Creating the tiny demo model…");
-    modelBanner_->show(Banner::Kind::Info, "Creating the tiny demo model (random weights, a few MB) in " +
-                                               path.toHtmlEscaped() + " …");
-    disconnect(&makeModel_, nullptr, this, nullptr);
-    connect(&makeModel_, &QProcess::finished, this, [this, path](int code, QProcess::ExitStatus status) {
-        statusBusy_->clear();
-        if (status == QProcess::NormalExit && code == 0)
-            return openModel(path);
-        const QString err = QString::fromUtf8(makeModel_.readAllStandardError()).trimmed();
-        showError("Could not create the demo model", err.isEmpty() ? "sdlens-cli make-model failed." : err);
-    });
-    connect(&makeModel_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
-        if (e != QProcess::FailedToStart)
-            return;  // a crash also ends in finished(), which reports it
-        statusBusy_->clear();
-        showError("Could not create the demo model", makeModel_.errorString());
-    });
-    makeModel_.start(cli, {"make-model", "--preset", "tiny", "--out", path});
-}
-
 void MainWindow::openModel(const QString& path) {
     if (running_)
         setRunning(false);
     errorBanner_->hide();
     modelLoaded_ = false;
     statusModel_->setText("Loading " + QFileInfo(path).fileName() + "…");
-    controller_->loadModel(path, device_->currentText(), dtype_->currentText());
+    controller_->loadModel(path, settingsPanel_->device(), settingsPanel_->dtype());
 }
 
 void MainWindow::reloadModel() {
@@ -616,27 +448,13 @@ void MainWindow::setPrompt(const QString& prompt, const QString& negative) {
 }
 
 void MainWindow::setRunSettings(const QString& scheduler, int steps, int width, int height, quint64 seed) {
-    scheduler_->setCurrentText(scheduler);
-    steps_->setValue(steps);
-    width_->setValue(width);
-    height_->setValue(height);
-    seed_->setText(QString::number(seed));
-    seedLock_->setChecked(true);
+    settingsPanel_->setRunSettings(scheduler, steps, width, height, seed);
 }
 
 GenerateSettings MainWindow::currentSettings() const {
-    GenerateSettings s;
+    GenerateSettings s = settingsPanel_->settings();
     s.prompt = prompt_->toPlainText();
     s.negativePrompt = negative_->text();
-    s.scheduler = scheduler_->currentText();
-    s.karras = karras_->isChecked();
-    s.steps = steps_->value();
-    s.guidance = guidance_->value();
-    s.seed = seed_->text().toULongLong();
-    s.width = roundTo8(width_->value());
-    s.height = roundTo8(height_->value());
-    s.clipSkip = clipSkip_->value();
-    s.recordAttention = recordAttention_->isChecked();
     s.model = modelPath_;
     return s;
 }
@@ -651,8 +469,7 @@ void MainWindow::generate() {
         return;
     if (!modelLoaded_)
         return showError("No model yet", "Wait for the model to load, or open one (File ▸ Open model folder).");
-    if (!seedLock_->isChecked())
-        seed_->setText(QString::number(QRandomGenerator::global()->bounded(1u << 31)));
+    settingsPanel_->rollSeedUnlessLocked();
     errorBanner_->hide();
     setRunning(true);
     showStage(Generate);
@@ -688,8 +505,9 @@ void MainWindow::setRunning(bool running) {
 }
 
 void MainWindow::settingsChanged() {
-    scheduleView_->setScheduler(scheduler_->currentText(), steps_->value(), karras_->isChecked());
-    unetView_->setStepCount(steps_->value());
+    const GenerateSettings s = settingsPanel_->settings();
+    scheduleView_->setScheduler(s.scheduler, s.steps, s.karras);
+    unetView_->setStepCount(s.steps);
     progressionStale_ = probeStale_ = true;
 }
 
@@ -698,7 +516,7 @@ void MainWindow::settingsChanged() {
 void MainWindow::ensureImage() {
     if (roundTripDone_ || roundTripPending_ || !modelLoaded_)
         return;
-    const int size = std::min(512, roundTo8(std::max(width_->value(), 128)));
+    const int size = std::min(512, roundTo8(std::max(settingsPanel_->width(), 128)));
     vaeView_->openImage(sampleImage(size), "the sample drawing");
 }
 
@@ -743,27 +561,6 @@ void MainWindow::showError(const QString& title, const QString& message) {
                        QString("<b>%1.</b> %2").arg(title.toHtmlEscaped(), message.toHtmlEscaped()));
 }
 
-void MainWindow::addRecentModel(const QString& path) {
-    if (!options_.persistSettings)
-        return;
-    QSettings settings;
-    QStringList recent = settings.value("recentModels").toStringList();
-    recent.removeAll(path);
-    recent.prepend(path);
-    settings.setValue("recentModels", recent.mid(0, 8));
-    settings.setValue("lastModel", path);
-    updateRecentMenu();
-}
-
-void MainWindow::updateRecentMenu() {
-    recentMenu_->clear();
-    const QStringList recent =
-        options_.persistSettings ? QSettings().value("recentModels").toStringList() : QStringList();
-    for (const QString& path : recent)
-        recentMenu_->addAction(path, this, [this, path] { openModel(path); });
-    recentMenu_->setEnabled(!recent.isEmpty());
-}
-
 void MainWindow::updateMemory() {
     QFile statm("/proc/self/statm");
     if (!statm.open(QIODevice::ReadOnly))
@@ -806,21 +603,7 @@ void MainWindow::loadSettings() {
     restoreState(s.value("windowState").toByteArray());
     prompt_->setPlainText(s.value("prompt", "a photograph of an astronaut riding a horse").toString());
     negative_->setText(s.value("negativePrompt").toString());
-    scheduler_->setCurrentText(s.value("scheduler", "lms").toString());
-    karras_->setChecked(s.value("karras", false).toBool());
-    steps_->setValue(s.value("steps", 50).toInt());
-    guidance_->setValue(s.value("guidance", 7.5).toDouble());
-    seed_->setText(s.value("seed", "0").toString());
-    seedLock_->setChecked(s.value("seedLocked", true).toBool());
-    width_->setValue(s.value("width", 512).toInt());
-    height_->setValue(s.value("height", 512).toInt());
-    clipSkip_->setValue(s.value("clipSkip", 1).toInt());
-    recordAttention_->setChecked(s.value("recordAttention", true).toBool());
-    {
-        const QSignalBlocker b1(device_), b2(dtype_);
-        device_->setCurrentText(s.value("device", "cpu").toString());
-        dtype_->setCurrentText(s.value("dtype", "auto").toString());
-    }
+    settingsPanel_->load(s);
     embeddingsView_->setComparePrompt(s.value("comparePrompt").toString());
     navigator_->setCurrentRow(s.value("stage", int(Generate)).toInt());
 }
@@ -833,18 +616,7 @@ void MainWindow::saveSettings() {
     s.setValue("windowState", saveState());
     s.setValue("prompt", prompt_->toPlainText());
     s.setValue("negativePrompt", negative_->text());
-    s.setValue("scheduler", scheduler_->currentText());
-    s.setValue("karras", karras_->isChecked());
-    s.setValue("steps", steps_->value());
-    s.setValue("guidance", guidance_->value());
-    s.setValue("seed", seed_->text());
-    s.setValue("seedLocked", seedLock_->isChecked());
-    s.setValue("recordAttention", recordAttention_->isChecked());
-    s.setValue("width", width_->value());
-    s.setValue("height", height_->value());
-    s.setValue("clipSkip", clipSkip_->value());
-    s.setValue("device", device_->currentText());
-    s.setValue("dtype", dtype_->currentText());
+    settingsPanel_->save(s);
     s.setValue("comparePrompt", embeddingsView_->comparePrompt());
     s.setValue("stage", stack_->currentIndex());
 }

@@ -6,19 +6,13 @@
 
 #include <QElapsedTimer>
 #include <QMainWindow>
-#include <QProcess>
 
-class QCheckBox;
-class QComboBox;
-class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
 class QListWidget;
-class QMenu;
 class QPlainTextEdit;
 class QProgressBar;
 class QPushButton;
-class QSpinBox;
 class QStackedWidget;
 class QTimer;
 
@@ -30,9 +24,11 @@ class CompareView;
 class EmbeddingsView;
 class GenerateView;
 class LatentsView;
+class ModelPicker;
 class PipelineController;
 class ProgressionView;
 class ScheduleView;
+class SettingsPanel;
 class TokensView;
 class UNetStepView;
 class VaeView;
@@ -67,9 +63,6 @@ public:
     TokensView* tokensView() const { return tokensView_; }
     VaeView* vaeView() const { return vaeView_; }
 
-    // The demo model's folder; created on first use with sdlens-cli make-model.
-    static QString demoModelPath();
-
 public slots:
     void generate();
     void compare();
@@ -87,18 +80,13 @@ protected:
 
 private:
     QWidget* buildPromptBar();
-    QWidget* buildSettingsPanel();
     void buildMenus();
     void buildStatusBar();
     void connectWorker();
-    void startWithModel();
-    void useDemoModel();
     void reloadModel();
     void stageShown(int stage);
     void ensureImage();
     void showError(const QString& title, const QString& message);
-    void addRecentModel(const QString& path);
-    void updateRecentMenu();
     void updateMemory();
     void saveImage();
     void saveRun();
@@ -109,7 +97,6 @@ private:
 
     Options options_;
     PipelineController* controller_;
-    QProcess makeModel_;
     QString modelPath_;
     bool modelLoaded_ = false;
     bool running_ = false;
@@ -131,20 +118,8 @@ private:
     QPushButton* generateButton_;
     QPushButton* cancelButton_;
 
-    QLabel* modelName_;
-    QComboBox* scheduler_;
-    QCheckBox* karras_;
-    QSpinBox* steps_;
-    QDoubleSpinBox* guidance_;
-    QLineEdit* seed_;
-    QCheckBox* seedLock_;
-    QSpinBox* width_;
-    QSpinBox* height_;
-    QSpinBox* clipSkip_;
-    QCheckBox* recordAttention_;
-    QComboBox* device_;
-    QComboBox* dtype_;
-    QMenu* recentMenu_;
+    ModelPicker* modelPicker_;
+    SettingsPanel* settingsPanel_;
 
     QLabel* statusModel_;
     QLabel* statusDevice_;

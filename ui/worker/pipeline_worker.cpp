@@ -1,5 +1,6 @@
 // Torch before Qt: Qt's `slots` and `signals` keyword macros break torch's headers.
 #include "core/pipeline/compare.h"
+#include "core/pipeline/image_metrics.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/trace.h"
 #include "core/util/error.h"
@@ -10,7 +11,6 @@
 #include <QElapsedTimer>
 #include <QFileInfo>
 
-#include <cmath>
 #include <cstring>
 #include <new>
 
@@ -101,22 +101,6 @@ QImage fitForVae(const QImage& in, QString* note) {
     }
     *note = steps.isEmpty() ? QString() : "The image was " + steps.join(", then ") + ".";
     return img.convertToFormat(QImage::Format_RGB888);
-}
-
-// Mean SSIM over RGB with the usual 11×11 Gaussian window (sigma 1.5), "valid" borders.
-double ssim(const torch::Tensor& a, const torch::Tensor& b) {
-    namespace F = torch::nn::functional;
-    const int size = int(std::min<int64_t>(11, std::min(a.size(2), a.size(3))));
-    auto x = torch::arange(size, torch::kFloat32) - (size - 1) / 2.0;
-    auto g = torch::exp(-(x * x) / (2 * 1.5 * 1.5));
-    g = g / g.sum();
-    auto window = torch::outer(g, g).expand({3, 1, size, size}).contiguous();
-    auto conv = [&](const torch::Tensor& t) { return F::conv2d(t, window, F::Conv2dFuncOptions().groups(3)); };
-    const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
-    auto ma = conv(a), mb = conv(b);
-    auto saa = conv(a * a) - ma * ma, sbb = conv(b * b) - mb * mb, sab = conv(a * b) - ma * mb;
-    auto map = ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2));
-    return map.mean().item<double>();
 }
 
 QStringList tokenStrings(const sdl::ClipTokenizer& tokenizer, const QVector<qint64>& ids) {
@@ -385,9 +369,8 @@ void PipelineWorker::roundTrip(const QImage& image) {
         r.reconstruction = toImage(y[0]);
         const auto diff = (x - y).abs();
         r.difference = toFloat(diff[0].mean(0));
-        const double mse = (x - y).pow(2).mean().item<double>();
-        r.psnr = mse > 0 ? 10.0 * std::log10(1.0 / mse) : INFINITY;
-        r.ssim = ssim(x, y.clamp(0, 1));
+        r.psnr = sdl::psnr(x, y);
+        r.ssim = sdl::ssim(x, y.clamp(0, 1));
         r.maxError = diff.max().item<double>() * 255.0;
         r.latents = toFloat(encoded.latents[0]);
         r.compression = double(x.numel()) / double(encoded.latents.numel());

@@ -1,0 +1,154 @@
+#include "ui/model_picker.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QKeySequence>
+#include <QLabel>
+#include <QMenu>
+#include <QPushButton>
+#include <QSettings>
+#include <QStandardPaths>
+
+namespace sdlui {
+
+namespace {
+QString humanCount(qint64 n) {
+    if (n >= 1000000000)
+        return QString::number(n / 1e9, 'f', 2) + " B";
+    if (n >= 1000000)
+        return QString::number(n / 1e6, 'f', 1) + " M";
+    if (n >= 1000)
+        return QString::number(n / 1e3, 'f', 1) + " k";
+    return QString::number(n);
+}
+} // namespace
+
+ModelPicker::ModelPicker(bool persist, QWidget* parent) : QWidget(parent), persist_(persist) {
+    auto* form = new QFormLayout(this);
+    form->setContentsMargins(0, 0, 0, 0);
+    name_ = new QLabel("no model");
+    name_->setWordWrap(true);
+    name_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    form->addRow("Model:", name_);
+    auto* buttons = new QHBoxLayout;
+    auto* openFolder = new QPushButton("Folder…");
+    openFolder->setToolTip("Open a diffusers model folder (with model_index.json)");
+    auto* openFile = new QPushButton("File…");
+    openFile->setToolTip("Open a single-file SD 1.x checkpoint (.safetensors)");
+    buttons->addWidget(openFolder);
+    buttons->addWidget(openFile);
+    form->addRow(buttons);
+    connect(openFolder, &QPushButton::clicked, this, &ModelPicker::chooseFolder);
+    connect(openFile, &QPushButton::clicked, this, &ModelPicker::chooseFile);
+}
+
+ModelPicker::~ModelPicker() {
+    if (makeModel_.state() != QProcess::NotRunning) {
+        makeModel_.kill();
+        makeModel_.waitForFinished(2000);
+    }
+}
+
+QString ModelPicker::demoModelPath() {
+    return QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)).filePath("demo-model");
+}
+
+bool ModelPicker::isDemoModel(const QString& path) { return QDir(path) == QDir(demoModelPath()); }
+
+void ModelPicker::addMenuActions(QMenu* file) {
+    file->addAction("Open model &folder…", QKeySequence::Open, this, &ModelPicker::chooseFolder);
+    file->addAction("Open model f&ile…", this, &ModelPicker::chooseFile);
+    recentMenu_ = file->addMenu("&Recent models");
+    file->addAction("Use the &demo model", this, &ModelPicker::useDemoModel);
+    updateRecentMenu();
+}
+
+void ModelPicker::chooseFolder() {
+    const QString dir = QFileDialog::getExistingDirectory(this, "Open a diffusers model folder");
+    if (!dir.isEmpty())
+        emit openRequested(dir);
+}
+
+void ModelPicker::chooseFile() {
+    const QString file =
+        QFileDialog::getOpenFileName(this, "Open a single-file model", QString(), "Safetensors (*.safetensors)");
+    if (!file.isEmpty())
+        emit openRequested(file);
+}
+
+void ModelPicker::start(const QString& model) {
+    if (!model.isEmpty())
+        return emit openRequested(model);
+    const QString last = persist_ ? QSettings().value("lastModel").toString() : QString();
+    if (!last.isEmpty() && QFileInfo::exists(last))
+        return emit openRequested(last);
+    useDemoModel();
+}
+
+void ModelPicker::useDemoModel() {
+    const QString path = demoModelPath();
+    if (QFileInfo::exists(QDir(path).filePath("model_index.json")))
+        return emit openRequested(path);
+    if (makeModel_.state() != QProcess::NotRunning)
+        return;
+    const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("sdlens-cli");
+    if (!QFileInfo(cli).isExecutable())
+        return emit failed("Could not create the demo model",
+                           "sdlens-cli was not found next to this program (" + cli +
+                               "). Open a model instead: a diffusers folder or a single-file .safetensors.");
+    QDir().mkpath(QFileInfo(path).path());
+    emit creatingDemo(path);
+    disconnect(&makeModel_, nullptr, this, nullptr);
+    connect(&makeModel_, &QProcess::finished, this, [this, path](int code, QProcess::ExitStatus status) {
+        emit demoFinished();
+        if (status == QProcess::NormalExit && code == 0)
+            return emit openRequested(path);
+        const QString err = QString::fromUtf8(makeModel_.readAllStandardError()).trimmed();
+        emit failed("Could not create the demo model", err.isEmpty() ? "sdlens-cli make-model failed." : err);
+    });
+    connect(&makeModel_, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
+        if (e != QProcess::FailedToStart)
+            return;  // a crash also ends in finished(), which reports it
+        emit demoFinished();
+        emit failed("Could not create the demo model", makeModel_.errorString());
+    });
+    makeModel_.start(cli, {"make-model", "--preset", "tiny", "--out", path});
+}
+
+void ModelPicker::setLoaded(const ModelSummary& s) {
+    name_->setText(QString("%1<br><small>%2, %3 parameters, D = %4</small>")
+                       .arg(QFileInfo(s.path).fileName().toHtmlEscaped(), s.layout)
+                       .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden));
+    if (!isDemoModel(s.path))
+        addRecent(s.path);
+}
+
+void ModelPicker::setFailed() { name_->setText("no model"); }
+
+void ModelPicker::addRecent(const QString& path) {
+    if (!persist_)
+        return;
+    QSettings settings;
+    QStringList recent = settings.value("recentModels").toStringList();
+    recent.removeAll(path);
+    recent.prepend(path);
+    settings.setValue("recentModels", recent.mid(0, 8));
+    settings.setValue("lastModel", path);
+    updateRecentMenu();
+}
+
+void ModelPicker::updateRecentMenu() {
+    if (!recentMenu_)
+        return;
+    recentMenu_->clear();
+    const QStringList recent = persist_ ? QSettings().value("recentModels").toStringList() : QStringList();
+    for (const QString& path : recent)
+        recentMenu_->addAction(path, this, [this, path] { emit openRequested(path); });
+    recentMenu_->setEnabled(!recent.isEmpty());
+}
+
+} // namespace sdlui

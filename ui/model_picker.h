@@ -1,0 +1,54 @@
+#pragma once
+// Which model the window works on: the model line of the settings dock with its open buttons, the
+// File menu's open actions and recent models, and the tiny demo model (made on first use with
+// sdlens-cli make-model). It only picks: openRequested() asks the window to load a path.
+#include "ui/worker/results.h"
+
+#include <QProcess>
+#include <QWidget>
+
+class QLabel;
+class QMenu;
+
+namespace sdlui {
+
+class ModelPicker : public QWidget {
+    Q_OBJECT
+public:
+    // persist off: no recent models read or written (screenshots, tests).
+    explicit ModelPicker(bool persist, QWidget* parent = nullptr);
+    ~ModelPicker() override;
+
+    // The demo model's folder; created on first use with sdlens-cli make-model.
+    static QString demoModelPath();
+    static bool isDemoModel(const QString& path);
+
+    // Open folder / Open file / Recent models / Use the demo model.
+    void addMenuActions(QMenu* file);
+    // Asks for `model` if given, else the last model opened, else the demo model.
+    void start(const QString& model);
+    void setLoaded(const ModelSummary& summary);
+    void setFailed();
+
+public slots:
+    void chooseFolder();
+    void chooseFile();
+    void useDemoModel();
+
+signals:
+    void openRequested(const QString& path);
+    void creatingDemo(const QString& path);
+    void demoFinished();
+    void failed(const QString& title, const QString& message);
+
+private:
+    void addRecent(const QString& path);
+    void updateRecentMenu();
+
+    bool persist_;
+    QLabel* name_;
+    QMenu* recentMenu_ = nullptr;
+    QProcess makeModel_;
+};
+
+} // namespace sdlui
