@@ -112,7 +112,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     auto* dockContent = new QWidget;
     auto* dockLayout = new QVBoxLayout(dockContent);
     modelPicker_ = new ModelPicker(options_.persistSettings);
-    settingsPanel_ = new SettingsPanel;
+    settingsPanel_ = new SettingsPanel(options_.persistSettings);
     dockLayout->addWidget(modelPicker_);
     dockLayout->addWidget(settingsPanel_);
     dockLayout->addStretch(1);
@@ -148,6 +148,16 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
         roundTripPending_ = true;
         controller_->roundTrip(img);
     });
+    connect(vaeView_, &VaeView::compareRequested, this, [this](const QImage& img, const QStringList& vaes) {
+        controller_->compareVaes(img, vaes);
+    });
+    connect(vaeView_, &VaeView::decodeWithVaesRequested, this, [this](const QStringList& vaes) {
+        if (lastRun_.steps.isEmpty()) {
+            vaeView_->comparisonFailed();
+            return showError("Nothing to decode yet", "Generate an image first.");
+        }
+        controller_->decodeWithVaes(lastRun_.steps.last().latents, vaes);
+    });
     connect(progressionView_, &ProgressionView::runRequested, this, [this] {
         ensureImage();
         const auto s = currentSettings();
@@ -176,11 +186,20 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(modelPicker_, &ModelPicker::demoFinished, statusBusy_, &QLabel::clear);
     connect(settingsPanel_, &SettingsPanel::changed, this, &MainWindow::settingsChanged);
     connect(settingsPanel_, &SettingsPanel::runtimeChanged, this, &MainWindow::reloadModel);
+    connect(settingsPanel_, &SettingsPanel::vaeChosen, this, [this](const QString& path) {
+        if (!modelLoaded_) {
+            settingsPanel_->showVae(modelPath_, settingsPanel_->vaeInUse());
+            return showError("No model yet", "A VAE replaces the VAE of a loaded model: open a model first.");
+        }
+        errorBanner_->hide();
+        controller_->setVae(path);
+    });
     connect(compareView_, &CompareView::compareRequested, this, &MainWindow::compare);
     connect(compareView_, &CompareView::cancelRequested, this, &MainWindow::cancel);
     connectWorker();
 
     loadSettings();
+    vaeView_->setRecentVaes(settingsPanel_->recentVaes());
     tokensView_->setPrompt(prompt_->toPlainText());
     embeddingsView_->setPrompt(prompt_->toPlainText());
     settingsChanged();
@@ -289,6 +308,8 @@ void MainWindow::connectWorker() {
         modelPath_ = s.path;
         const QString name = QFileInfo(s.path).fileName();
         modelPicker_->setLoaded(s);
+        settingsPanel_->showVae(s.path, s.vaePath);
+        showWarnings(s.warnings);
         statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
         statusDevice_->setText(s.device + " · " + s.dtype);
         if (ModelPicker::isDemoModel(s.path))
@@ -306,6 +327,26 @@ void MainWindow::connectWorker() {
         stageShown(stack_->currentIndex());
         emit modelReady(s);
     });
+    connect(w, &PipelineWorker::vaeChanged, this, [this](const ModelSummary& s) {
+        settingsPanel_->rememberVae(s.path, s.vaePath);
+        vaeView_->setRecentVaes(settingsPanel_->recentVaes());
+        modelPicker_->setLoaded(s);
+        showWarnings(s.warnings);
+        statusBar()->showMessage(s.vae.isEmpty() ? "Using the model's own VAE" : "Using the VAE " + s.vae, 8000);
+        // Every latent view shows what the previous VAE encoded: the image goes through the new one.
+        roundTripDone_ = false;
+        progressionStale_ = probeStale_ = true;
+        if (!vaeView_->result().original.isNull()) {
+            roundTripPending_ = true;
+            controller_->roundTrip(vaeView_->result().original);
+        } else {
+            stageShown(stack_->currentIndex());
+        }
+    });
+    connect(w, &PipelineWorker::vaeFailed, this, [this](const QString& path, const QString& message) {
+        settingsPanel_->showVae(modelPath_, settingsPanel_->vaeInUse());
+        showError("Could not use the VAE " + QFileInfo(path).fileName(), message);
+    });
     connect(w, &PipelineWorker::modelFailed, this, [this](const QString& path, const QString& message) {
         modelLoaded_ = false;
         statusModel_->setText("no model");
@@ -315,6 +356,8 @@ void MainWindow::connectWorker() {
     connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString& message) {
         if (op == "VAE round trip")
             roundTripPending_ = false;
+        if (op == "Comparing VAEs")
+            vaeView_->comparisonFailed();
         showError(op + " failed", message);
     });
     connect(w, &PipelineWorker::message, this, [this](const QString& text) { statusBar()->showMessage(text, 8000); });
@@ -347,6 +390,7 @@ void MainWindow::connectWorker() {
     });
     connect(w, &PipelineWorker::runFinished, this, [this](const RunRecord& run) {
         lastRun_ = run;
+        vaeView_->setLastGenerationAvailable(true);
         setRunning(false);
         generateView_->finishRun(run);
         attentionView_->finishRun(run);
@@ -392,6 +436,7 @@ void MainWindow::connectWorker() {
         latentsView_->setEncodedImage(r.original, r.latents);
         stageShown(stack_->currentIndex());
     });
+    connect(w, &PipelineWorker::vaeComparisonReady, vaeView_, &VaeView::setComparison);
     connect(w, &PipelineWorker::progressionReady, this, [this](const ProgressionResult& r) {
         progressionStale_ = false;
         progressionView_->setResult(r);
@@ -405,6 +450,7 @@ void MainWindow::connectWorker() {
             [this](const QString& path) { statusBar()->showMessage("Saved the run to " + path, 8000); });
     connect(w, &PipelineWorker::traceOpened, this, [this](const RunRecord& run) {
         lastRun_ = run;
+        vaeView_->setLastGenerationAvailable(!run.steps.isEmpty());
         generateView_->setDecodingAvailable(modelLoaded_);
         generateView_->finishRun(run);
         attentionView_->finishRun(run);
@@ -428,7 +474,7 @@ void MainWindow::openModel(const QString& path) {
     errorBanner_->hide();
     modelLoaded_ = false;
     statusModel_->setText("Loading " + QFileInfo(path).fileName() + "…");
-    controller_->loadModel(path, settingsPanel_->device(), settingsPanel_->dtype());
+    controller_->loadModel(path, settingsPanel_->device(), settingsPanel_->dtype(), settingsPanel_->vaeFor(path));
 }
 
 void MainWindow::reloadModel() {
@@ -554,6 +600,14 @@ void MainWindow::stageShown(int stage) {
     default:
         break;
     }
+}
+
+void MainWindow::showWarnings(const QStringList& warnings) {
+    QStringList lines;
+    for (const QString& w : warnings)
+        lines << w.toHtmlEscaped();
+    if (!lines.isEmpty())
+        errorBanner_->show(Banner::Kind::Warning, "<b>Warning.</b> " + lines.join("<br>"));
 }
 
 void MainWindow::showError(const QString& title, const QString& message) {

@@ -87,6 +87,7 @@ private:
     void stageShown(int stage);
     void ensureImage();
     void showError(const QString& title, const QString& message);
+    void showWarnings(const QStringList& warnings);
     void updateMemory();
     void saveImage();
     void saveRun();

@@ -1,5 +1,7 @@
 #include "ui/model_picker.h"
 
+#include "ui/model_browser.h"
+
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileDialog>
@@ -28,6 +30,8 @@ QString humanCount(qint64 n) {
 } // namespace
 
 ModelPicker::ModelPicker(bool persist, QWidget* parent) : QWidget(parent), persist_(persist) {
+    if (persist_)
+        recent_ = QSettings().value("recentModels").toStringList();
     auto* form = new QFormLayout(this);
     form->setContentsMargins(0, 0, 0, 0);
     name_ = new QLabel("no model");
@@ -39,9 +43,13 @@ ModelPicker::ModelPicker(bool persist, QWidget* parent) : QWidget(parent), persi
     openFolder->setToolTip("Open a diffusers model folder (with model_index.json)");
     auto* openFile = new QPushButton("File…");
     openFile->setToolTip("Open a single-file SD 1.x checkpoint (.safetensors)");
+    auto* onComputer = new QPushButton("On this computer…");
+    onComputer->setToolTip("The models in the Hugging Face cache and your model folders, and the recent ones");
     buttons->addWidget(openFolder);
     buttons->addWidget(openFile);
     form->addRow(buttons);
+    form->addRow(onComputer);
+    connect(onComputer, &QPushButton::clicked, this, &ModelPicker::browse);
     connect(openFolder, &QPushButton::clicked, this, &ModelPicker::chooseFolder);
     connect(openFile, &QPushButton::clicked, this, &ModelPicker::chooseFile);
 }
@@ -62,6 +70,8 @@ bool ModelPicker::isDemoModel(const QString& path) { return QDir(path) == QDir(d
 void ModelPicker::addMenuActions(QMenu* file) {
     file->addAction("Open model &folder…", QKeySequence::Open, this, &ModelPicker::chooseFolder);
     file->addAction("Open model f&ile…", this, &ModelPicker::chooseFile);
+    file->addAction("Models on this &computer…", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), this,
+                    &ModelPicker::browse);
     recentMenu_ = file->addMenu("&Recent models");
     file->addAction("Use the &demo model", this, &ModelPicker::useDemoModel);
     updateRecentMenu();
@@ -78,6 +88,23 @@ void ModelPicker::chooseFile() {
         QFileDialog::getOpenFileName(this, "Open a single-file model", QString(), "Safetensors (*.safetensors)");
     if (!file.isEmpty())
         emit openRequested(file);
+}
+
+ModelBrowser* ModelPicker::browser() {
+    if (!browser_) {
+        browser_ = new ModelBrowser(persist_, this);
+        connect(browser_, &ModelBrowser::openRequested, this, &ModelPicker::openRequested);
+    }
+    return browser_;
+}
+
+void ModelPicker::browse() {
+    ModelBrowser* b = browser();
+    b->setRecent(recent_);
+    b->rescan();
+    b->show();
+    b->raise();
+    b->activateWindow();
 }
 
 void ModelPicker::start(const QString& model) {
@@ -120,9 +147,13 @@ void ModelPicker::useDemoModel() {
 }
 
 void ModelPicker::setLoaded(const ModelSummary& s) {
-    name_->setText(QString("%1<br><small>%2, %3 parameters, D = %4</small>")
+    const QString vae = s.vae.isEmpty() ? QString("its own") : "<b>" + s.vae.toHtmlEscaped() + "</b>";
+    const QString spelling = s.vaeSpelling.isEmpty() ? QString() : ", " + s.vaeSpelling.toHtmlEscaped() + " names";
+    name_->setText(QString("%1<br><small>%2, %3 parameters, D = %4<br>VAE: %5%6</small>")
                        .arg(QFileInfo(s.path).fileName().toHtmlEscaped(), s.layout)
-                       .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden));
+                       .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden)
+                       .arg(vae, spelling));
+    name_->setToolTip(s.vaePath.isEmpty() ? s.path : s.path + "\nVAE: " + s.vaePath);
     if (!isDemoModel(s.path))
         addRecent(s.path);
 }
@@ -130,14 +161,14 @@ void ModelPicker::setLoaded(const ModelSummary& s) {
 void ModelPicker::setFailed() { name_->setText("no model"); }
 
 void ModelPicker::addRecent(const QString& path) {
-    if (!persist_)
-        return;
-    QSettings settings;
-    QStringList recent = settings.value("recentModels").toStringList();
-    recent.removeAll(path);
-    recent.prepend(path);
-    settings.setValue("recentModels", recent.mid(0, 8));
-    settings.setValue("lastModel", path);
+    recent_.removeAll(path);
+    recent_.prepend(path);
+    recent_ = recent_.mid(0, 8);
+    if (persist_) {
+        QSettings settings;
+        settings.setValue("recentModels", recent_);
+        settings.setValue("lastModel", path);
+    }
     updateRecentMenu();
 }
 
@@ -145,10 +176,9 @@ void ModelPicker::updateRecentMenu() {
     if (!recentMenu_)
         return;
     recentMenu_->clear();
-    const QStringList recent = persist_ ? QSettings().value("recentModels").toStringList() : QStringList();
-    for (const QString& path : recent)
+    for (const QString& path : recent_)
         recentMenu_->addAction(path, this, [this, path] { emit openRequested(path); });
-    recentMenu_->setEnabled(!recent.isEmpty());
+    recentMenu_->setEnabled(!recent_.isEmpty());
 }
 
 } // namespace sdlui

@@ -1,7 +1,8 @@
 #pragma once
 // Which model the window works on: the model line of the settings dock with its open buttons, the
-// File menu's open actions and recent models, and the tiny demo model (made on first use with
-// sdlens-cli make-model). It only picks: openRequested() asks the window to load a path.
+// File menu's open actions and recent models, the models on this computer (ModelBrowser), and the
+// tiny demo model (made on first use with sdlens-cli make-model). It only picks: openRequested()
+// asks the window to load a path.
 #include "ui/worker/results.h"
 
 #include <QProcess>
@@ -12,10 +13,12 @@ class QMenu;
 
 namespace sdlui {
 
+class ModelBrowser;
+
 class ModelPicker : public QWidget {
     Q_OBJECT
 public:
-    // persist off: no recent models read or written (screenshots, tests).
+    // persist off: recent models and model folders last for this session only (screenshots, tests).
     explicit ModelPicker(bool persist, QWidget* parent = nullptr);
     ~ModelPicker() override;
 
@@ -23,16 +26,21 @@ public:
     static QString demoModelPath();
     static bool isDemoModel(const QString& path);
 
-    // Open folder / Open file / Recent models / Use the demo model.
+    // Open folder / Open file / Models on this computer / Recent models / Use the demo model.
     void addMenuActions(QMenu* file);
     // Asks for `model` if given, else the last model opened, else the demo model.
     void start(const QString& model);
     void setLoaded(const ModelSummary& summary);
     void setFailed();
+    QStringList recentModels() const { return recent_; }
+    // The "Models on this computer" dialog, created on first use.
+    ModelBrowser* browser();
 
 public slots:
     void chooseFolder();
     void chooseFile();
+    // Shows the models on this computer and scans again.
+    void browse();
     void useDemoModel();
 
 signals:
@@ -46,6 +54,8 @@ private:
     void updateRecentMenu();
 
     bool persist_;
+    QStringList recent_;
+    ModelBrowser* browser_ = nullptr;
     QLabel* name_;
     QMenu* recentMenu_ = nullptr;
     QProcess makeModel_;

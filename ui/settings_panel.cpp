@@ -6,6 +6,8 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLineEdit>
@@ -21,11 +23,31 @@ int roundTo8(int v) { return std::max(8, (v + 4) / 8 * 8); }
 
 namespace {
 QString randomSeed() { return QString::number(QRandomGenerator::global()->bounded(1u << 31)); }
+
+enum VaeItem { ChosenVae, ChooseFile, ChooseFolder };
+constexpr int kKindRole = Qt::UserRole + 1;
+constexpr int kMaxRecentVaes = 8;
 } // namespace
 
-SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
+SettingsPanel::SettingsPanel(bool persist, QWidget* parent) : QWidget(parent), persist_(persist) {
     auto* form = new QFormLayout(this);
     form->setContentsMargins(0, 0, 0, 0);
+    if (persist_) {
+        const QSettings settings;
+        recentVaes_ = settings.value("recentVaes").toStringList();
+        const QVariantMap remembered = settings.value("vaeForModel").toMap();
+        for (auto it = remembered.begin(); it != remembered.end(); ++it)
+            vaeByModel_.insert(it.key(), it.value().toString());
+    }
+    vae_ = new QComboBox;
+    vae_->setObjectName("vaePicker");
+    vae_->setToolTip("The VAE that turns latents into pixels and back: the model's own, or another one (a .safetensors "
+                     "VAE file, a diffusers VAE folder, or the VAE of another model). Remembered for each model.");
+    vae_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    vae_->setMinimumContentsLength(12);
+    form->addRow("VAE:", vae_);
+    fillVaeCombo();
+    connect(vae_, &QComboBox::activated, this, &SettingsPanel::vaeActivated);
     scheduler_ = new QComboBox;
     scheduler_->addItems(schedulerNames());
     form->addRow("Scheduler:", scheduler_);
@@ -126,6 +148,72 @@ QString SettingsPanel::device() const { return device_->currentText(); }
 QString SettingsPanel::dtype() const { return dtype_->currentText(); }
 
 int SettingsPanel::width() const { return width_->value(); }
+
+QString SettingsPanel::vaeFor(const QString& model) const { return vaeByModel_.value(model); }
+
+void SettingsPanel::showVae(const QString& model, const QString& vae) {
+    model_ = model;
+    vaeInUse_ = vae;
+    fillVaeCombo();
+}
+
+void SettingsPanel::rememberVae(const QString& model, const QString& vae) {
+    if (vae.isEmpty()) {
+        vaeByModel_.remove(model);
+    } else {
+        vaeByModel_.insert(model, vae);
+        recentVaes_.removeAll(vae);
+        recentVaes_.prepend(vae);
+        recentVaes_ = recentVaes_.mid(0, kMaxRecentVaes);
+    }
+    if (persist_) {
+        QVariantMap remembered;
+        for (auto it = vaeByModel_.begin(); it != vaeByModel_.end(); ++it)
+            remembered.insert(it.key(), it.value());
+        QSettings settings;
+        settings.setValue("vaeForModel", remembered);
+        settings.setValue("recentVaes", recentVaes_);
+    }
+    showVae(model, vae);
+}
+
+void SettingsPanel::fillVaeCombo() {
+    const QSignalBlocker block(vae_);
+    vae_->clear();
+    vae_->addItem("Model's VAE", QString());
+    vae_->setItemData(0, ChosenVae, kKindRole);
+    QStringList listed = recentVaes_;
+    if (!vaeInUse_.isEmpty() && !listed.contains(vaeInUse_))
+        listed.prepend(vaeInUse_);
+    for (const QString& path : listed) {
+        vae_->addItem(QFileInfo(path).fileName(), path);
+        vae_->setItemData(vae_->count() - 1, ChosenVae, kKindRole);
+        vae_->setItemData(vae_->count() - 1, path, Qt::ToolTipRole);
+    }
+    vae_->insertSeparator(vae_->count());
+    vae_->addItem("VAE file…");
+    vae_->setItemData(vae_->count() - 1, ChooseFile, kKindRole);
+    vae_->addItem("VAE folder…");
+    vae_->setItemData(vae_->count() - 1, ChooseFolder, kKindRole);
+    vae_->setCurrentIndex(std::max(0, vae_->findData(vaeInUse_)));
+}
+
+void SettingsPanel::vaeActivated(int index) {
+    const int kind = vae_->itemData(index, kKindRole).toInt();
+    QString path;
+    if (kind == ChooseFile)
+        path = QFileDialog::getOpenFileName(this, "Use a VAE file", QString(),
+                                            "VAE or checkpoint (*.safetensors);;All files (*)");
+    else if (kind == ChooseFolder)
+        path = QFileDialog::getExistingDirectory(this, "Use a VAE folder (a diffusers VAE or model folder)");
+    else
+        path = vae_->itemData(index).toString();
+    // Until the worker has the new VAE working, the picker shows the one in use.
+    if (kind != ChosenVae)
+        fillVaeCombo();
+    if ((kind == ChosenVae || !path.isEmpty()) && path != vaeInUse_)
+        emit vaeChosen(path);
+}
 
 void SettingsPanel::load(const QSettings& s) {
     scheduler_->setCurrentText(s.value("scheduler", "lms").toString());

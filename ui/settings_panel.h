@@ -1,8 +1,10 @@
 #pragma once
-// The settings dock's run settings: scheduler, steps, guidance, seed, size, clip skip, attention
-// recording, device and precision. It holds values only; the window reads them when it needs them.
+// The settings dock's run settings: the VAE, scheduler, steps, guidance, seed, size, clip skip,
+// attention recording, device and precision. It holds values only; the window reads them when it
+// needs them. The VAE chosen for a model is remembered per model path, with the recent VAEs.
 #include "ui/worker/results.h"
 
+#include <QHash>
 #include <QWidget>
 
 class QCheckBox;
@@ -17,7 +19,8 @@ namespace sdlui {
 class SettingsPanel : public QWidget {
     Q_OBJECT
 public:
-    explicit SettingsPanel(QWidget* parent = nullptr);
+    // persist off: the VAE memory lasts for this session only (screenshots, tests).
+    explicit SettingsPanel(bool persist, QWidget* parent = nullptr);
 
     // scheduler, karras, steps, guidance, seed, size (multiples of 8), clip skip, attention; the
     // prompts and the model are the window's.
@@ -29,14 +32,34 @@ public:
     QString dtype() const;
     int width() const;
 
+    // The VAE last used with this model: a path, or empty for the model's own.
+    QString vaeFor(const QString& model) const;
+    // Shows the VAE the model uses now (empty: its own) without remembering it: after a load, or
+    // after a chosen VAE failed.
+    void showVae(const QString& model, const QString& vae);
+    // A VAE the user chose works: shown, remembered for the model and among the recent VAEs.
+    void rememberVae(const QString& model, const QString& vae);
+    QString vaeInUse() const { return vaeInUse_; }
+    QStringList recentVaes() const { return recentVaes_; }
+
     void load(const QSettings& s);
     void save(QSettings& s) const;
 
 signals:
     void changed();         // scheduler, steps or Karras: what the schedule views show
     void runtimeChanged();  // device or precision: the model has to be loaded again
+    void vaeChosen(const QString& path);  // empty: the model's own
 
 private:
+    void fillVaeCombo();
+    void vaeActivated(int index);
+
+    bool persist_;
+    QString model_;
+    QString vaeInUse_;
+    QStringList recentVaes_;
+    QHash<QString, QString> vaeByModel_;
+    QComboBox* vae_;
     QComboBox* scheduler_;
     QCheckBox* karras_;
     QSpinBox* steps_;

@@ -26,6 +26,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <limits>
+
 using namespace sdlui;
 
 namespace {
@@ -348,6 +350,57 @@ private slots:
             all += l->text();
         QVERIFY(all.contains("PSNR"));
         QVERIFY(all.contains("48×"));
+    }
+
+    void vaeComparisonShowsEveryVae() {
+        VaeComparison c;
+        c.reference = toImage(ref("vae.image", 0));
+        const QStringList labels = {"model's VAE", "vae-ft-mse", "other-vae"};
+        for (int i = 0; i < labels.size(); ++i) {
+            VaeOutcome v;
+            v.label = labels[i];
+            v.path = i ? "/vaes/" + labels[i] : QString();
+            v.image = toImage(ref("vae.decoded_mean", 0));
+            v.difference.shape = {128, 128};
+            for (int k = 0; k < 128 * 128; ++k)
+                v.difference.values << float((k + i * 37) % 128) / 1280.f;
+            v.psnr = 20 + i;
+            v.ssim = 0.5 + 0.1 * i;
+            v.maxError = 100 + i;
+            v.channelMean = {0.1, -0.2, 0.3, -0.4};
+            v.channelStd = {1.0, 0.9, 0.8, 0.7};
+            c.vaes << v;
+        }
+        c.vaes[2].warnings << "trained for SD 2.x";
+        VaeView view;
+        QSignalSpy compare(&view, &VaeView::compareRequested);
+        view.setOtherVaes({"/vaes/vae-ft-mse", "/vaes/other-vae", "/vaes/third", "/vaes/fourth"});
+        QCOMPARE(view.otherVaes().size(), VaeView::kMaxOtherVaes);
+        view.setComparison(c);
+        QVERIFY(rendersSomething(view));
+
+        auto* table = view.findChild<QTableWidget*>();
+        QVERIFY(table);
+        QCOMPARE(table->rowCount(), 3);
+        QCOMPARE(table->item(1, 0)->text(), QString("vae-ft-mse"));
+        QCOMPARE(table->item(1, 1)->text(), QString("21.00"));
+        QCOMPARE(table->item(2, 2)->text(), QString("0.7000"));
+        QVERIFY(table->item(0, 5)->text().contains("-0.200"));
+        int images = 0;
+        for (auto* v : view.findChildren<ImageView*>())
+            images += v->image().isNull() ? 0 : 1;
+        QCOMPARE(images, 1 + 2 * 3);  // the original, then each reconstruction and its difference
+        QString all;
+        for (auto* l : view.findChildren<QLabel*>())
+            all += l->text();
+        QVERIFY(all.contains("trained for SD 2.x"));
+
+        // Decoding the last generation: the first VAE is the reference, not a measurement.
+        c.fromLatents = true;
+        c.vaes[0].psnr = std::numeric_limits<double>::infinity();
+        view.setComparison(c);
+        QCOMPARE(table->item(0, 1)->text(), QString("reference"));
+        QVERIFY(compare.isEmpty());
     }
 
     void progressionAndUNetStepRender() {

@@ -289,6 +289,113 @@ private slots:
         QVERIFY(failed.first().at(1).toString().contains("no-such-sampler"));
     }
 
+    void vaeComparisonOnTinyModel() {
+        PipelineController c;
+        loadTiny(c);
+        PipelineWorker* w = c.worker();
+        QSignalSpy ready(w, &PipelineWorker::vaeComparisonReady);
+        QSignalSpy failed(w, &PipelineWorker::failed);
+        QImage img(100, 70, QImage::Format_RGB888);
+        img.fill(QColor(200, 120, 40));
+        // The model's own VAE and the same weights read again from its folder: two VAEs, one answer.
+        const QStringList vaes = {QString(), kTiny + "/vae"};
+        c.compareVaes(img, vaes);
+        QTRY_VERIFY_WITH_TIMEOUT(!ready.isEmpty() || !failed.isEmpty(), 60000);
+        QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+        const auto r = ready.first().first().value<VaeComparison>();
+        QVERIFY(!r.fromLatents);
+        QCOMPARE(r.reference.size(), QSize(96, 64));
+        QVERIFY(r.adjustment.contains("multiples of 8"));
+        QCOMPARE(r.vaes.size(), 2);
+        QVERIFY(r.vaes[0].path.isEmpty());
+        QCOMPARE(r.vaes[1].path, kTiny + "/vae");
+        for (const auto& v : r.vaes) {
+            QCOMPARE(v.image.size(), QSize(96, 64));
+            QCOMPARE(v.difference.shape, (QVector<int>{64, 96}));
+            QCOMPARE(v.channelMean.size(), 4);
+            QCOMPARE(v.channelStd.size(), 4);
+            QVERIFY(std::isfinite(v.psnr) && v.ssim <= 1.0 && v.maxError >= 0);
+        }
+        QVERIFY(std::abs(r.vaes[1].psnr - r.vaes[0].psnr) < 1e-6);
+        for (int ch = 0; ch < 4; ++ch)
+            QVERIFY(std::abs(r.vaes[1].channelMean[ch] - r.vaes[0].channelMean[ch]) < 1e-6);
+
+        // A generation's final latents decoded by each: measured against the first VAE's decode.
+        QSignalSpy finished(w, &PipelineWorker::runFinished);
+        c.generate(tinySettings(3));
+        WAIT_FOR(finished, 1, 60000);
+        const auto run = finished.first().first().value<RunRecord>();
+        c.decodeWithVaes(run.steps.last().latents, vaes);
+        WAIT_FOR(ready, 2, 60000);
+        const auto d = ready.at(1).first().value<VaeComparison>();
+        QVERIFY(d.fromLatents);
+        QCOMPARE(d.vaes.size(), 2);
+        QCOMPARE(d.reference.size(), QSize(128, 128));
+        QVERIFY(std::isinf(d.vaes[0].psnr));
+        QVERIFY(d.vaes[1].maxError < 1.0);
+        QVERIFY(d.vaes[0].channelMean.isEmpty());
+        QVERIFY(failed.isEmpty());
+    }
+
+    void setVaeSwapsAndReportsFailures() {
+        PipelineController c;
+        loadTiny(c);
+        PipelineWorker* w = c.worker();
+        QSignalSpy changed(w, &PipelineWorker::vaeChanged);
+        QSignalSpy vaeFailed(w, &PipelineWorker::vaeFailed);
+        c.setVae(SDLENS_TEST_DATA "/no-such-vae.safetensors");
+        WAIT_FOR(vaeFailed, 1, 30000);
+        QCOMPARE(vaeFailed.first().at(0).toString(), QString(SDLENS_TEST_DATA "/no-such-vae.safetensors"));
+        QVERIFY(!vaeFailed.first().at(1).toString().isEmpty());
+        QVERIFY(changed.isEmpty());
+
+        c.setVae(kTiny + "/vae");
+        WAIT_FOR(changed, 1, 30000);
+        const auto s = changed.first().first().value<ModelSummary>();
+        QCOMPARE(s.path, kTiny);
+        QCOMPARE(s.vaePath, kTiny + "/vae");
+        QVERIFY(!s.vae.isEmpty());
+
+        // The model keeps working with the swapped VAE, and "" brings its own back.
+        QSignalSpy rt(w, &PipelineWorker::roundTripReady);
+        QImage img(64, 64, QImage::Format_RGB888);
+        img.fill(Qt::darkCyan);
+        c.roundTrip(img);
+        WAIT_FOR(rt, 1, 30000);
+        c.setVae(QString());
+        WAIT_FOR(changed, 2, 30000);
+        QVERIFY(changed.at(1).first().value<ModelSummary>().vaePath.isEmpty());
+        QCOMPARE(vaeFailed.size(), 1);
+    }
+
+    void missingRememberedVaeKeepsTheModel() {
+        PipelineController c;
+        QSignalSpy loaded(c.worker(), &PipelineWorker::modelLoaded);
+        QSignalSpy vaeFailed(c.worker(), &PipelineWorker::vaeFailed);
+        c.loadModel(kTiny, "cpu", "auto", SDLENS_TEST_DATA "/no-such-vae");
+        WAIT_FOR(vaeFailed, 1, 60000);
+        QCOMPARE(loaded.size(), 1);
+        QVERIFY(loaded.first().first().value<ModelSummary>().vaePath.isEmpty());
+    }
+
+    void windowShowsAVaeFailureAndKeepsRunning() {
+        MainWindow::Options options;
+        options.persistSettings = false;
+        options.model = kTiny;
+        MainWindow window(options);
+        window.show();
+        QSignalSpy ready(&window, &MainWindow::modelReady);
+        WAIT_FOR(ready, 1, 60000);
+        QSignalSpy vaeFailed(window.controller()->worker(), &PipelineWorker::vaeFailed);
+        window.controller()->setVae(SDLENS_TEST_DATA "/no-such-vae.safetensors");
+        WAIT_FOR(vaeFailed, 1, 30000);
+        QTRY_VERIFY_WITH_TIMEOUT(window.bannerText().contains("Could not use the VAE"), 5000);
+        window.setRunSettings("lms", 2, 128, 128, 1);
+        QSignalSpy finished(window.controller()->worker(), &PipelineWorker::runFinished);
+        window.generate();
+        WAIT_FOR(finished, 1, 60000);
+    }
+
     void badModelIsAMessage() {
         PipelineController c;
         QSignalSpy failed(c.worker(), &PipelineWorker::modelFailed);

@@ -28,9 +28,14 @@ PipelineController::~PipelineController() {
     delete worker_;
 }
 
-void PipelineController::loadModel(const QString& path, const QString& device, const QString& dtype) {
+void PipelineController::loadModel(const QString& path, const QString& device, const QString& dtype,
+                                   const QString& vae) {
     worker_->requestCancel();
-    post(worker_, [w = worker_, path, device, dtype] { w->loadModel(path, device, dtype); });
+    post(worker_, [w = worker_, path, device, dtype, vae] { w->loadModel(path, device, dtype, vae); });
+}
+
+void PipelineController::setVae(const QString& path) {
+    post(worker_, [w = worker_, path] { w->setVae(path); });
 }
 
 void PipelineController::generate(const GenerateSettings& settings) {
@@ -52,6 +57,14 @@ void PipelineController::computeEmbeddings(const QString& prompt, const QString&
 void PipelineController::roundTrip(const QImage& image) {
     // QImage shares its pixels implicitly; a deep copy keeps the worker's one independent.
     post(worker_, [w = worker_, img = image.copy()] { w->roundTrip(img); });
+}
+
+void PipelineController::compareVaes(const QImage& image, const QStringList& vaes) {
+    post(worker_, [w = worker_, img = image.copy(), vaes] { w->compareVaes(img, vaes); });
+}
+
+void PipelineController::decodeWithVaes(const FloatTensor& latents, const QStringList& vaes) {
+    post(worker_, [w = worker_, latents, vaes] { w->decodeWithVaes(latents, vaes); });
 }
 
 void PipelineController::noiseProgression(const QString& scheduler, int steps, quint64 seed) {

@@ -20,12 +20,16 @@ public:
 
     PipelineWorker* worker() const { return worker_; }
 
-    void loadModel(const QString& path, const QString& device = "cpu", const QString& dtype = "auto");
+    void loadModel(const QString& path, const QString& device = "cpu", const QString& dtype = "auto",
+                   const QString& vae = QString());
+    void setVae(const QString& path);
     void generate(const GenerateSettings& settings);
     void compare(const GenerateSettings& base, const QString& vary, const QStringList& values);
     void cancel();
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt = QString());
     void roundTrip(const QImage& image);
+    void compareVaes(const QImage& image, const QStringList& vaes);
+    void decodeWithVaes(const FloatTensor& latents, const QStringList& vaes);
     void noiseProgression(const QString& scheduler, int steps, quint64 seed);
     void unetProbe(int step, int steps, const QString& prompt, const QString& scheduler, double guidance,
                    quint64 seed);

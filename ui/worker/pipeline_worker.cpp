@@ -3,6 +3,7 @@
 #include "core/pipeline/image_metrics.h"
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/trace.h"
+#include "core/pipeline/vae_compare.h"
 #include "core/util/error.h"
 
 #include "ui/worker/pipeline_worker.h"
@@ -185,6 +186,56 @@ private:
     int run_ = 0;
 };
 
+QStringList toStrings(const std::vector<std::string>& v) {
+    QStringList out;
+    for (const auto& s : v)
+        out << QString::fromStdString(s);
+    return out;
+}
+
+ModelSummary summarize(const sdl::StableDiffusion& sd, const QString& path) {
+    const auto& info = sd.info();
+    ModelSummary s;
+    s.path = path;
+    s.layout = QString::fromStdString(info.layout);
+    s.device = QString::fromStdString(info.device);
+    s.dtype = QString::fromStdString(info.dtype);
+    s.textParams = info.text_params;
+    s.unetParams = info.unet_params;
+    s.vaeParams = info.vae_params;
+    s.textHidden = info.text_hidden;
+    s.textLayers = info.text_layers;
+    s.scalingFactor = info.scaling_factor;
+    s.loadSeconds = info.load_seconds;
+    s.vae = QString::fromStdString(info.vae);
+    s.vaePath = QString::fromStdString(info.vae_path);
+    s.vaeSpelling = QString::fromStdString(info.vae_spelling);
+    s.warnings = toStrings(info.warnings);
+    return s;
+}
+
+VaeComparison toComparison(const std::vector<sdl::VaeResult>& results) {
+    VaeComparison c;
+    for (const auto& r : results) {
+        VaeOutcome o;
+        o.label = QString::fromStdString(r.label);
+        o.path = QString::fromStdString(r.path);
+        o.spelling = QString::fromStdString(r.spelling);
+        o.seconds = r.seconds;
+        o.image = toImage(r.image);
+        o.difference = toFloat(r.difference);
+        o.psnr = r.psnr;
+        o.ssim = r.ssim;
+        o.maxError = r.max_error;
+        o.meanError = r.mean_error;
+        o.channelMean = QVector<double>(r.channel_mean.begin(), r.channel_mean.end());
+        o.channelStd = QVector<double>(r.channel_std.begin(), r.channel_std.end());
+        o.warnings = toStrings(r.warnings);
+        c.vaes << o;
+    }
+    return c;
+}
+
 sdl::GenerateRequest toRequest(const GenerateSettings& settings) {
     sdl::GenerateRequest r;
     r.prompt = settings.prompt.toStdString();
@@ -207,11 +258,30 @@ struct PipelineWorker::State {
     std::unique_ptr<sdl::StableDiffusion> sd;
     QString modelPath;
     torch::Tensor imageLatents;  // [1, 4, h, w] of the last round trip
+    // The last comparison's VAEs, kept so that decoding a generation with the same VAEs, or comparing
+    // them on another image, does not read them again.
+    QStringList comparedPaths;
+    std::vector<sdl::LoadedVae> compared;
 
     sdl::StableDiffusion& model() {
         if (!sd)
             throw sdl::Error("No model is loaded. Open a diffusers folder or a single-file .safetensors model.");
         return *sd;
+    }
+
+    const std::vector<sdl::LoadedVae>& vaes(const QStringList& paths) {
+        if (paths.isEmpty())
+            throw sdl::Error("Choose at least one VAE to compare.");
+        if (paths != comparedPaths || compared.empty()) {
+            compared.clear();  // frees the old ones before the new ones arrive
+            comparedPaths.clear();
+            std::vector<std::string> list;
+            for (const auto& p : paths)
+                list.push_back(p.toStdString());
+            compared = sdl::load_vaes_for(model(), list);
+            comparedPaths = paths;
+        }
+        return compared;
     }
 };
 
@@ -242,34 +312,50 @@ void PipelineWorker::guarded(const QString& operation, F&& body) {
     emit busyChanged(QString());
 }
 
-void PipelineWorker::loadModel(const QString& path, const QString& device, const QString& dtype) {
+void PipelineWorker::loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae) {
     emit busyChanged("Loading model");
     state_->sd.reset();  // frees the old weights before the new ones arrive
     state_->imageLatents = torch::Tensor();
+    state_->compared.clear();
+    state_->comparedPaths.clear();
+    QString vaeError;
     try {
         sdl::RuntimeOptions options;
         options.device = device.isEmpty() ? "cpu" : device.toStdString();
         options.dtype = dtype == "auto" ? std::string() : dtype.toStdString();
         state_->sd = sdl::StableDiffusion::load(path.toStdString(), options);
         state_->modelPath = path;
-        const auto& info = state_->sd->info();
-        ModelSummary s;
-        s.path = path;
-        s.layout = QString::fromStdString(info.layout);
-        s.device = QString::fromStdString(info.device);
-        s.dtype = QString::fromStdString(info.dtype);
-        s.textParams = info.text_params;
-        s.unetParams = info.unet_params;
-        s.vaeParams = info.vae_params;
-        s.textHidden = info.text_hidden;
-        s.textLayers = info.text_layers;
-        s.scalingFactor = info.scaling_factor;
-        s.loadSeconds = info.load_seconds;
-        emit modelLoaded(s);
+        // Applied after the load rather than through RuntimeOptions::vae: a VAE that went missing
+        // should cost the user that VAE, not the model.
+        if (!vae.isEmpty()) {
+            try {
+                state_->sd->set_vae(vae.toStdString());
+            } catch (const std::exception& e) {
+                vaeError = errorText(e);
+            }
+        }
+        emit modelLoaded(summarize(*state_->sd, path));
+        if (!vaeError.isEmpty())
+            emit vaeFailed(vae, vaeError);
     } catch (const std::bad_alloc&) {
         emit modelFailed(path, "Out of memory while loading the model.");
     } catch (const std::exception& e) {
         emit modelFailed(path, errorText(e));
+    }
+    emit busyChanged(QString());
+}
+
+void PipelineWorker::setVae(const QString& path) {
+    emit busyChanged("Changing the VAE");
+    try {
+        auto& sd = state_->model();
+        sd.set_vae(path.toStdString());
+        state_->imageLatents = torch::Tensor();  // encoded by the VAE that just left
+        emit vaeChanged(summarize(sd, state_->modelPath));
+    } catch (const std::bad_alloc&) {
+        emit vaeFailed(path, "Out of memory while loading the VAE.");
+    } catch (const std::exception& e) {
+        emit vaeFailed(path, errorText(e));
     }
     emit busyChanged(QString());
 }
@@ -375,6 +461,33 @@ void PipelineWorker::roundTrip(const QImage& image) {
         r.latents = toFloat(encoded.latents[0]);
         r.compression = double(x.numel()) / double(encoded.latents.numel());
         emit roundTripReady(r);
+    });
+}
+
+void PipelineWorker::compareVaes(const QImage& image, const QStringList& vaes) {
+    guarded("Comparing VAEs", [&] {
+        if (image.isNull())
+            throw sdl::Error("The image could not be read (empty or unsupported format).");
+        QString adjustment;
+        const QImage original = fitForVae(image, &adjustment);
+        const auto x = fromImage(original) * 2.0 - 1.0;  // [1, 3, H, W] in [-1, 1]
+        VaeComparison c = toComparison(sdl::compare_vae_round_trips(state_->vaes(vaes), x));
+        c.reference = original;
+        c.adjustment = adjustment;
+        emit vaeComparisonReady(c);
+    });
+}
+
+void PipelineWorker::decodeWithVaes(const FloatTensor& latents, const QStringList& vaes) {
+    guarded("Comparing VAEs", [&] {
+        if (latents.shape.size() != 3 || latents.shape[0] != 4)
+            throw sdl::Error("Decoding with each VAE needs a generation's final latents [4, h, w]: generate first.");
+        const auto z = fromFloat(latents).unsqueeze(0);  // [1, 4, h, w]
+        VaeComparison c = toComparison(sdl::decode_with_vaes(state_->vaes(vaes), z));
+        c.fromLatents = true;
+        if (!c.vaes.isEmpty())
+            c.reference = c.vaes.first().image;
+        emit vaeComparisonReady(c);
     });
 }
 

@@ -24,13 +24,22 @@ public:
     void requestCancel();
 
 public slots:
-    void loadModel(const QString& path, const QString& device, const QString& dtype);
+    // vae: a VAE to use instead of the model's own, empty for its own. A VAE that fails to open leaves
+    // the model loaded with its own VAE and is reported by vaeFailed().
+    void loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae);
+    // Swaps the loaded model's VAE (empty: its own again); the last round trip's latents are dropped.
+    void setVae(const QString& path);
     void generate(const sdlui::GenerateSettings& settings, quint64 runId);
     // The same seed and settings with one of them varied (see sdl::make_comparison); cancelled like generate.
     void compare(const sdlui::GenerateSettings& base, const QString& vary, const QStringList& values, quint64 runId);
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt);
     // Encodes and decodes the image; the latents are kept for noiseProgression and unetProbe.
     void roundTrip(const QImage& image);
+    // The image through each VAE (paths; empty for the model's own), or a generation's final
+    // latents [4, h, w] decoded by each. The VAE in use stays in use; the VAEs are kept for the next
+    // comparison of the same list.
+    void compareVaes(const QImage& image, const QStringList& vaes);
+    void decodeWithVaes(const sdlui::FloatTensor& latents, const QStringList& vaes);
     void noiseProgression(const QString& scheduler, int steps, quint64 seed);
     void unetProbe(int step, int steps, const QString& prompt, const QString& scheduler, double guidance,
                    quint64 seed);
@@ -43,6 +52,8 @@ signals:
     void busyChanged(const QString& what);  // empty: idle
     void modelLoaded(const sdlui::ModelSummary& summary);
     void modelFailed(const QString& path, const QString& message);
+    void vaeChanged(const sdlui::ModelSummary& summary);
+    void vaeFailed(const QString& path, const QString& message);
     // operation: what was asked ("Generate", "Decode", ...). message: sdl::Error's text.
     void failed(const QString& operation, const QString& message);
     void message(const QString& text);
@@ -60,6 +71,7 @@ signals:
 
     void embeddingsReady(const sdlui::EmbeddingResult& result);
     void roundTripReady(const sdlui::RoundTripResult& result);
+    void vaeComparisonReady(const sdlui::VaeComparison& result);
     void progressionReady(const sdlui::ProgressionResult& result);
     void probeReady(const sdlui::ProbeResult& result);
     void latentsDecoded(int tag, const QImage& image);

@@ -55,6 +55,7 @@ void registerResultTypes() {
     qRegisterMetaType<ProgressionResult>();
     qRegisterMetaType<ProbeResult>();
     qRegisterMetaType<ComparisonRecord>();
+    qRegisterMetaType<VaeComparison>();
 }
 
 } // namespace sdlui

@@ -34,6 +34,10 @@ struct ModelSummary {
     int textLayers = 0;
     double scalingFactor = 0.18215;
     double loadSeconds = 0;
+    QString vae;          // the VAE in use: empty for the model's own, else its name
+    QString vaePath;      // where that VAE came from; empty for the model's own
+    QString vaeSpelling;  // how its keys were written: "diffusers", "original (CompVis)", ...
+    QStringList warnings; // from loading the model or its VAE
 };
 
 struct GenerateSettings {
@@ -127,6 +131,31 @@ struct ProbeResult {
     QImage predX0Decoded;   // decode(the scheduler's x0 estimate)
 };
 
+// One VAE's reconstruction of the same image (or decode of the same latents).
+struct VaeOutcome {
+    QString label;           // "model's VAE" or the VAE's name
+    QString path;            // empty for the model's own VAE
+    QString spelling;        // how its keys were written
+    QImage image;
+    FloatTensor difference;  // [H, W] mean over RGB of |reference - image|, in [0, 1]
+    double psnr = 0;         // dB, against the reference
+    double ssim = 0;
+    double maxError = 0;     // in 8-bit levels
+    double meanError = 0;    // in [0, 1] units
+    double seconds = 0;      // encode (round trips) and decode
+    QVector<double> channelMean, channelStd;  // of the scaled latents; empty for decodes of given latents
+    QStringList warnings;    // from opening that VAE
+};
+
+// Up to four VAEs on one image: each round trip against the original, or each decode of one set of
+// latents against the first VAE's decode.
+struct VaeComparison {
+    bool fromLatents = false;  // decodes of a generation's final latents, not round trips
+    QImage reference;          // the original image, or the first VAE's decode
+    QString adjustment;        // what was done to the image to fit the VAE, empty if nothing
+    QVector<VaeOutcome> vaes;
+};
+
 // One run of a comparison: the same seed as the others with one setting changed.
 struct ComparisonRun {
     QString label;                        // "guidance 7.5"
@@ -159,3 +188,4 @@ Q_DECLARE_METATYPE(sdlui::RoundTripResult)
 Q_DECLARE_METATYPE(sdlui::ProgressionResult)
 Q_DECLARE_METATYPE(sdlui::ProbeResult)
 Q_DECLARE_METATYPE(sdlui::ComparisonRecord)
+Q_DECLARE_METATYPE(sdlui::VaeComparison)
