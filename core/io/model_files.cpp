@@ -1,5 +1,6 @@
 #include "core/io/model_files.h"
 
+#include "core/io/hf_cache.h"
 #include "core/io/single_file.h"
 #include "core/util/error.h"
 
@@ -281,9 +282,17 @@ ModelFiles open_model_files(const std::string& path) {
     const fs::path p(path);
     std::error_code ec;
     const auto st = fs::status(p, ec);
-    if (!fs::exists(st))
-        throw Error(path + ": no such file or folder (expected a diffusers model folder with model_index.json, or a "
-                           "single-file .safetensors checkpoint)");
+    if (!fs::exists(st)) {
+        // Only a name that is not on disk is looked up in the hub cache, so a local folder that
+        // happens to be called like a repo ("models/sd15") still opens as itself.
+        if (const auto repo = parse_repo_id(path)) {
+            ModelFiles m = open_model_files(resolve_hub_model(*repo).path);
+            m.repo_id = repo->text();
+            return m;
+        }
+        throw Error(path + ": no such file or folder (expected a diffusers model folder with model_index.json, a "
+                           "single-file .safetensors checkpoint, or a Hugging Face repo id owner/name)");
+    }
     ModelFiles m;
     if (fs::is_directory(st)) {
         m = open_folder(p);

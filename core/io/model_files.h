@@ -4,6 +4,8 @@
 //    sharded *.safetensors.index.json; text-encoder keys with or without "text_model.");
 //  - a single-file CompVis checkpoint (.safetensors), translated to diffusers names by the one
 //    table in core/io/single_file.cpp, configs inferred from tensor shapes.
+//  - a Hugging Face repo id (owner/name[@revision]) already in the hub cache, opened offline as the
+//    diffusers folder of its snapshot (core/io/hf_cache.h).
 // Nothing is converted to torch here: components expose views into the mapped files, keyed by
 // diffusers/transformers state-dict names.
 #include "core/io/safetensors.h"
@@ -41,6 +43,7 @@ struct ModelFiles {
     ComponentFiles text_encoder, unet, vae;
     nlohmann::json scheduler_config;   // {} when the model has none (single files)
     TokenizerFiles tokenizer;          // all empty: use the bundled vocabulary
+    std::string repo_id;               // "owner/name[@revision]" when opened from the hub cache, else empty
 };
 
 // Throws sdl::Error with a message that says what the path is and what is missing or unsupported

@@ -347,6 +347,90 @@ private slots:
         QCOMPARE(lines.size(), 4);
         QVERIFY(json(lines[1])["truncated"].toBool());
     }
+    // Models already on the computer. A hub cache as huggingface_hub writes it: blobs, snapshot
+    // links into them, refs/main naming the snapshot.
+private:
+    static QString hubRepo(const QString& cache, const QString& name, const QString& commit) {
+        const fs::path source = (kData + "/tiny-sd").toStdString();
+        const fs::path repo = (cache + "/models--owner--" + name).toStdString();
+        const fs::path snapshot = repo / "snapshots" / commit.toStdString();
+        fs::create_directories(repo / "blobs");
+        fs::create_directories(repo / "refs");
+        for (const auto& e : fs::recursive_directory_iterator(source)) {
+            if (!e.is_regular_file())
+                continue;
+            const fs::path rel = e.path().lexically_relative(source);
+            std::string blob = rel.string();
+            for (char& c : blob)
+                if (c == '/')
+                    c = '-';
+            fs::copy_file(e.path(), repo / "blobs" / blob);
+            const bool nested = rel.has_parent_path();
+            fs::create_directories((snapshot / rel).parent_path());
+            fs::create_symlink((nested ? "../../../blobs/" : "../../blobs/") + blob, snapshot / rel);
+        }
+        std::ofstream(repo / "refs" / "main") << commit.toStdString();
+        return QString::fromStdString(snapshot.string());
+    }
+
+private slots:
+    void modelsListsHubAndFolders() {
+        const QString cache = tmp_.filePath("hf-cache");
+        const QString commit(40, 'a');
+        hubRepo(cache, "tiny", commit);
+        const QString dir = tmp_.filePath("checkpoints");
+        fs::create_directories(dir.toStdString());
+        fs::create_symlink((kData + "/tiny-sd.single-file.safetensors").toStdString(),
+                           (dir + "/tiny.safetensors").toStdString());
+        qputenv("HF_HUB_CACHE", cache.toUtf8());
+        qputenv("SDLENS_MODELS", (tmp_.filePath("nothing-here-either") + ":" + dir).toUtf8());
+        fs::create_directories(tmp_.filePath("nothing-here-either").toStdString());
+        const Run r = cli({"models"});
+        QCOMPARE(r.code, 0);
+        const auto lines = r.out.trimmed().split('\n');
+        QCOMPARE(lines.size(), 2);
+        const auto hub = json(lines[0]);
+        QCOMPARE(hub["id"].toString(), QString("owner/tiny"));
+        QCOMPARE(hub["layout"].toString(), QString("hub-cache diffusers"));
+        QCOMPARE(hub["family"].toString(), QString("sd1"));
+        QCOMPARE(hub["precision"].toString(), QString("fp16"));
+        QVERIFY(hub["complete"].toBool());
+        QVERIFY(hub["size_bytes"].toDouble() > 1e6);
+        QCOMPARE(hub["path"].toString(), cache + "/models--owner--tiny/snapshots/" + commit);
+        const auto file = json(lines[1]);
+        QCOMPARE(file["path"].toString(), dir + "/tiny.safetensors");
+        QCOMPARE(file["layout"].toString(), QString("single-file"));
+        QVERIFY(!file.contains("id"));
+
+        qunsetenv("SDLENS_MODELS");
+        const Run only_dir = cli({"models", "--no-hub", "--models-dir", dir});
+        QCOMPARE(only_dir.code, 0);
+        QCOMPARE(only_dir.out.trimmed().split('\n').size(), 1);
+        expectError({"models", "--models-dir", tmp_.filePath("absent")}, 1, "absent");
+        expectError({"models", "extra"}, 2, "extra");
+
+        // The id it lists opens as a model.
+        const Run inspect = cli({"inspect", "owner/tiny"});
+        QCOMPARE(inspect.code, 0);
+        QVERIFY(json(inspect.out)["complete"].toBool());
+        qunsetenv("HF_HUB_CACHE");
+    }
+
+    void generateNamesTheDownloadForAnAbsentRepo() {
+        qputenv("HF_HUB_CACHE", tmp_.filePath("empty-hf-cache").toUtf8());
+        expectGenerateError("owner/missing", "`huggingface-cli download owner/missing`");
+        qunsetenv("HF_HUB_CACHE");
+    }
+
+    void generateRefusesASnapshotWithABrokenLink() {
+        const QString cache = tmp_.filePath("hf-cache-broken");
+        const QString snapshot = hubRepo(cache, "broken", QString(40, 'b'));
+        fs::remove((cache + "/models--owner--broken/blobs/unet-diffusion_pytorch_model.safetensors").toStdString());
+        qputenv("HF_HUB_CACHE", cache.toUtf8());
+        expectGenerateError("owner/broken", snapshot + "/unet/diffusion_pytorch_model.safetensors: links to");
+        expectGenerateError("owner/broken", "the download of owner/broken was interrupted");
+        qunsetenv("HF_HUB_CACHE");
+    }
 };
 
 QTEST_GUILESS_MAIN(TestCli)
