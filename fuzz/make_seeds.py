@@ -73,6 +73,29 @@ def single_file_seeds():
     put("single_file", "unet-only", "\n".join(l for l in lines if l.startswith("model.diffusion_model.")) + "\n")
 
 
+def vae_file_seeds():
+    header, _ = read_header(DATA / "tiny-sd.single-file.safetensors")
+    prefix = "first_stage_model."
+    original = [f"{k[len(prefix):]} {e['dtype']} {' '.join(map(str, e['shape']))}".rstrip()
+                for k, e in header.items() if k.startswith(prefix)]
+    put("vae_file", "original", "\n".join(original + ["model_ema.decay F32", "loss.logvar F32"]) + "\n")
+    put("vae_file", "checkpoint-prefix", "\n".join(prefix + l for l in original) + "\n")
+    header, _ = read_header(DATA / "tiny-sd" / "vae" / "diffusion_pytorch_model.safetensors")
+    old = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+    lines = []
+    for k, e in header.items():
+        if k == "__metadata__":
+            continue
+        shape = list(e["shape"])
+        for new, then in old.items():
+            if ".mid_block.attentions.0." + new + "." in k:
+                k = k.replace("." + new + ".", "." + then + ".")
+                if k.endswith(".weight"):
+                    shape += [1, 1]
+        lines.append(f"{k} {e['dtype']} {' '.join(map(str, shape))}".rstrip())
+    put("vae_file", "diffusers-2022-conv", "\n".join(lines) + "\n")
+
+
 def tokenizer_seeds():
     prompts = [t["prompt"] for t in json.loads((DATA / "tokens.json").read_text())]
     for i, p in enumerate(prompts[:12]):
@@ -135,6 +158,7 @@ def model_config_seeds():
 if __name__ == "__main__":
     safetensors_seeds()
     single_file_seeds()
+    vae_file_seeds()
     tokenizer_seeds()
     image_seeds()
     scheduler_seeds()

@@ -134,13 +134,14 @@ int run_bench(Args& args) {
     const bool skip_pipeline = args.has("--no-pipeline");
     const bool profile = args.has("--profile");
     const bool attention = args.has("--attention");
-    const RuntimeOptions options = runtime_options(args);
+    const RuntimeOptions options = runtime_options_with_vae(args);
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
         throw UsageError("--width and --height must be positive multiples of 8");
 
     const auto t_load = Clock::now();
     auto sd = StableDiffusion::load(model, options);
+    print_load_warnings(*sd);
     const double load_s = ms_since(t_load) / 1000.0;
     const torch::Device device(options.device == "cuda" ? torch::kCUDA : torch::kCPU);
 
@@ -150,6 +151,7 @@ int run_bench(Args& args) {
                      {"backends", backend_lines()},
                      {"threads", at::get_num_threads()}};
     j["model"] = model;
+    j["vae"] = sd->info().vae.empty() ? "model" : sd->info().vae_path;
     j["dtype"] = sd->info().dtype;
     j["size"] = {width, height};
     j["load_s"] = load_s;

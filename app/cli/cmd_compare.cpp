@@ -82,10 +82,14 @@ uint64_t parse_seed(const std::string& text) {
 using Json = nlohmann::ordered_json;  // keys in the order the README documents them
 
 // What a reader of a PNG needs to redo that run with `generate`.
-Json run_settings(const GenerateRequest& r, const std::string& label) {
-    return {{"label", label}, {"prompt", r.prompt}, {"negative_prompt", r.negative_prompt}, {"steps", r.steps},
-            {"guidance", r.guidance}, {"scheduler", r.scheduler}, {"karras", r.karras}, {"seed", r.seed},
-            {"width", r.width}, {"height", r.height}, {"clip_skip", r.clip_skip}};
+Json run_settings(const Comparison& c, size_t i) {
+    const GenerateRequest& r = c.requests[i];
+    Json j = {{"label", c.labels[i]}, {"prompt", r.prompt}, {"negative_prompt", r.negative_prompt},
+              {"steps", r.steps}, {"guidance", r.guidance}, {"scheduler", r.scheduler}, {"karras", r.karras},
+              {"seed", r.seed}, {"width", r.width}, {"height", r.height}, {"clip_skip", r.clip_skip}};
+    if (!c.vaes.empty())
+        j["vae"] = c.vaes[i].empty() ? "model" : c.vaes[i];
+    return j;
 }
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -118,7 +122,8 @@ int run_compare(Args& args) {
     const auto listed = args.all("--values");
     const std::string out = args.get_or("--out", "sdlens-compare.png");
     const auto out_dir = args.get("--out-dir");
-    const RuntimeOptions options = runtime_options(args);
+    RuntimeOptions options = runtime_options(args);
+    options.vae = fixed("--vae").value_or("");
     args.finish();
 
     if (!listed.empty()) {
@@ -143,13 +148,16 @@ int run_compare(Args& args) {
         std::fprintf(stderr, "seed: %llu\n", static_cast<unsigned long long>(base.seed));
 
     auto sd = StableDiffusion::load(model, options);
+    print_load_warnings(*sd);
     const int runs = static_cast<int>(comparison.requests.size());
     CompareObserver observer(runs, isatty(fileno(stderr)) != 0);
     const ComparisonResult result = run_comparison(*sd, comparison, observer);
 
     Json described = {{"vary", vary}, {"model", model}, {"runs", Json::array()}};
+    if (!options.vae.empty())
+        described["vae"] = options.vae;
     for (int i = 0; i < runs; ++i)
-        described["runs"].push_back(run_settings(comparison.requests[i], comparison.labels[i]));
+        described["runs"].push_back(run_settings(comparison, static_cast<size_t>(i)));
     write_png(out, tensor_to_image(torch::cat(result.images, 2)), {{"comparison", dump(described)}});
 
     Json summary = {{"vary", vary}, {"seed", base.seed}, {"strip", out}, {"runs", Json::array()}};
@@ -165,10 +173,12 @@ int run_compare(Args& args) {
                     {"seconds", result.seconds[i]},
                     {"image_difference", result.image_difference[i]},
                     {"latent_difference", result.latent_difference[i]}};
+        if (!comparison.vaes.empty())
+            run["vae"] = comparison.vaes[i].empty() ? "model" : comparison.vaes[i];
         if (out_dir) {
             const auto path = (std::filesystem::path(*out_dir) / ("run-" + std::to_string(i + 1) + ".png")).string();
             write_png(path, tensor_to_image(result.images[i]),
-                      {{"comparison", dump(run_settings(r, comparison.labels[i]))}});
+                      {{"comparison", dump(run_settings(comparison, static_cast<size_t>(i)))}});
             run["image"] = path;
         }
         summary["runs"].push_back(std::move(run));

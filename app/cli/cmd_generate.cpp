@@ -119,7 +119,7 @@ std::string format_number(double v) {
 }
 
 // AUTOMATIC1111's "parameters" text: other SD tools read a PNG's settings from it.
-std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std::string& model) {
+std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std::string& model, const std::string& vae) {
     std::ostringstream s;
     s << r.prompt << "\n";
     if (!r.negative_prompt.empty())
@@ -127,6 +127,8 @@ std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std:
     s << "Steps: " << r.steps << ", Sampler: " << sampler_label(r.scheduler, r.karras)
       << ", CFG scale: " << format_number(r.guidance) << ", Seed: " << seed << ", Size: " << r.width << "x"
       << r.height << ", Model: " << std::filesystem::path(model).filename().string();
+    if (!vae.empty())
+        s << ", VAE: " << vae;
     if (r.clip_skip != 1)
         s << ", Clip skip: " << r.clip_skip;
     if (r.init_image.defined())
@@ -162,7 +164,7 @@ int run_generate(Args& args) {
     const auto trace_path = args.get("--trace");
     const auto attention_path = args.get("--attention");
     r.record_attention = attention_path.has_value();
-    const RuntimeOptions options = runtime_options(args);
+    const RuntimeOptions options = runtime_options_with_vae(args);
     args.finish();
 
     const auto& names = scheduler_names();
@@ -201,6 +203,7 @@ int run_generate(Args& args) {
 
     const auto t0 = std::chrono::steady_clock::now();
     auto sd = StableDiffusion::load(model, options);
+    print_load_warnings(*sd);
     CliObserver observer(trace_path.has_value(), isatty(fileno(stderr)) != 0);
     const torch::Tensor images = sd->generate(r, observer);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -209,7 +212,7 @@ int run_generate(Args& args) {
     summary["seed"] = r.seed;
     summary["seconds"] = seconds;
     for (int i = 0; i < images.size(0); ++i) {
-        const std::string params = a1111_parameters(r, r.seed + i, model);
+        const std::string params = a1111_parameters(r, r.seed + i, model, sd->info().vae);
         write_png(nth_path(out, i), tensor_to_image(images[i]), {{"parameters", params}});
         summary["images"].push_back(nth_path(out, i));
     }
@@ -218,7 +221,8 @@ int run_generate(Args& args) {
         {"guidance", format_number(r.guidance)}, {"width", std::to_string(r.width)},
         {"height", std::to_string(r.height)}, {"scheduler", r.scheduler}, {"karras", r.karras ? "1" : "0"},
         {"seed", std::to_string(r.seed)}, {"clip_skip", std::to_string(r.clip_skip)}, {"model", model},
-        {"parameters", a1111_parameters(r, r.seed, model)}};
+        {"vae", sd->info().vae.empty() ? "model" : sd->info().vae_path},
+        {"parameters", a1111_parameters(r, r.seed, model, sd->info().vae)}};
     if (trace_path) {
         write_trace(*trace_path, observer.trace(images, settings));
         summary["trace"] = *trace_path;

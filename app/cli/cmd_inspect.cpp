@@ -1,10 +1,12 @@
 // sdlens-cli inspect PATH [--load fp32|fp16|bf16]
 // What a model path holds, as JSON: layout, per component its config, dtypes, tensor and
-// parameter counts and the keys deliberately ignored; the tokenizer source. --load also converts
+// parameter counts and the keys deliberately ignored; the tokenizer source; for a VAE, which key
+// spelling it uses. A path that is no model but a VAE (file or folder) is described as one. --load also converts
 // every tensor (keeping them all, as a pipeline would) to check the data and time the load.
 #include "app/cli/command.h"
 #include "core/io/model_files.h"
 #include "core/io/tensor_io.h"
+#include "core/io/vae_files.h"
 #include "core/models/autoencoder_kl.h"
 #include "core/models/clip_text_model.h"
 #include "core/models/unet_2d_condition.h"
@@ -31,9 +33,12 @@ nlohmann::json describe(const sdl::ComponentFiles& c) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : c.files)
         files.push_back(f->path());
-    return {{"config", c.config}, {"files", files},         {"tensors", c.tensors.size()},
-            {"parameters", parameters}, {"bytes", bytes}, {"dtypes", dtypes},
-            {"ignored", c.ignored}};
+    nlohmann::json d = {{"config", c.config}, {"files", files},         {"tensors", c.tensors.size()},
+                        {"parameters", parameters}, {"bytes", bytes}, {"dtypes", dtypes},
+                        {"ignored", c.ignored}};
+    if (!c.spelling.empty())
+        d["spelling"] = c.spelling;
+    return d;
 }
 
 // The names and shapes the networks built from the configs expect, against what the files hold.
@@ -69,7 +74,25 @@ int run_inspect(sdl::cli::Args& args) {
     if (load && !load_dtypes.count(*load))
         throw sdl::UsageError("--load must be fp32, fp16 or bf16, got '" + *load + "'");
 
-    const sdl::ModelFiles m = sdl::open_model_files(pos[0]);
+    sdl::ModelFiles m;
+    try {
+        m = sdl::open_model_files(pos[0]);
+    } catch (const sdl::Error& model_error) {
+        // Not a model: perhaps a VAE. If it is neither, the model's error says more.
+        sdl::VaeFiles v;
+        try {
+            v = sdl::open_vae_files(pos[0]);
+        } catch (const sdl::Error&) {
+            throw model_error;
+        }
+        auto d = describe(v.files);
+        d["keys"] = key_check(v.files);
+        nlohmann::json out = {{"path", v.path}, {"layout", "vae"}, {"source", v.source},
+                              {"spelling", sdl::vae_spelling_name(v.spelling)}, {"complete", d["keys"]["complete"]},
+                              {"warnings", v.warnings}, {"components", {{"vae", d}}}};
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        return 0;
+    }
     nlohmann::json out = {{"path", m.path}, {"layout", sdl::layout_name(m.layout)}};
     bool complete = true;
     for (const auto* c : {&m.text_encoder, &m.unet, &m.vae}) {

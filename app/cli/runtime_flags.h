@@ -1,7 +1,10 @@
 #pragma once
-// --device, --dtype and --threads, shared by every command that runs a network.
+// --device, --dtype and --threads, shared by every command that runs a network; --vae for those that
+// decode images.
 #include "app/cli/args.h"
 #include "core/pipeline/pipeline.h"
+
+#include <cstdio>
 
 namespace sdl::cli {
 
@@ -10,6 +13,18 @@ inline RuntimeOptions runtime_options(Args& args) {
     o.device = args.get_or("--device", "cpu");
     o.dtype = args.get_or("--dtype", "");
     o.threads = args.get_int("--threads", 0);
+    return o;
+}
+
+// What loading found worth saying (a VAE trained for another family, ...), on stderr.
+inline void print_load_warnings(const StableDiffusion& sd) {
+    for (const auto& w : sd.info().warnings)
+        std::fprintf(stderr, "warning: %s\n", w.c_str());
+}
+
+inline RuntimeOptions runtime_options_with_vae(Args& args) {
+    RuntimeOptions o = runtime_options(args);
+    o.vae = args.get_or("--vae", "");
     return o;
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/io/hf_cache.h"
 #include "core/io/single_file.h"
+#include "core/io/vae_files.h"
 #include "core/util/error.h"
 
 #include <algorithm>
@@ -176,14 +177,7 @@ ComponentFiles open_component(const fs::path& root, const std::string& name) {
     if (!fs::is_directory(dir))
         throw Error(root.string() + ": the diffusers folder has no " + name + "/ (expected " + name +
                     "/config.json and its weights)");
-    const fs::path config = dir / "config.json";
-    if (!fs::is_regular_file(config))
-        throw Error(dir.string() + ": no config.json");
-    ComponentFiles c;
-    c.name = name;
-    c.config = read_json(config);
-    load_weights(c, dir);
-    return c;
+    return open_component_folder(dir.string(), name);
 }
 
 TokenizerFiles find_tokenizer(const fs::path& root) {
@@ -278,6 +272,25 @@ void check_supported(const ModelFiles& m) {
 
 } // namespace
 
+ComponentFiles open_component_folder(const std::string& dir, const std::string& name) {
+    const fs::path config = fs::path(dir) / "config.json";
+    if (!fs::is_regular_file(config))
+        throw Error(dir + ": no config.json");
+    ComponentFiles c;
+    c.name = name;
+    c.config = read_json(config);
+    load_weights(c, dir);
+    if (name == "vae")
+        c.spelling = vae_spelling_name(normalise_vae_names(c));
+    return c;
+}
+
+void refuse_if_pickle(const std::string& path) {
+    const fs::path p(path);
+    if (is_pickle_extension(p.extension().string()) || looks_like_pickle(p))
+        refuse_pickle(path);
+}
+
 ModelFiles open_model_files(const std::string& path) {
     const fs::path p(path);
     std::error_code ec;
@@ -299,8 +312,7 @@ ModelFiles open_model_files(const std::string& path) {
     } else if (p.filename() == "model_index.json") {
         m = open_folder(p.parent_path().empty() ? fs::path(".") : p.parent_path());
     } else {
-        if (is_pickle_extension(p.extension().string()) || looks_like_pickle(p))
-            refuse_pickle(path);
+        refuse_if_pickle(path);
         m = open_single_file(path);
     }
     check_supported(m);

@@ -27,6 +27,7 @@ struct ComponentFiles {
     // Keys present in the files but deliberately ignored (position_ids, betas, model_ema.*, ...).
     std::vector<std::string> ignored;
     std::vector<std::shared_ptr<SafetensorsFile>> files;  // keep the mappings alive
+    std::string spelling;      // how the keys were written where a component has several spellings (the VAE)
 };
 
 struct TokenizerFiles {
@@ -51,5 +52,12 @@ struct ModelFiles {
 ModelFiles open_model_files(const std::string& path);
 
 const char* layout_name(ModelLayout l);  // "diffusers", "single-file"
+
+// One component folder (config.json + weights: plain, .fp16 variant or sharded); name labels it in
+// errors. A VAE's keys are normalised to today's diffusers names (see core/io/vae_files.h).
+ComponentFiles open_component_folder(const std::string& dir, const std::string& name);
+
+// Throws sdl::Error, with how to convert it, when path is a PyTorch pickle (by extension or content).
+void refuse_if_pickle(const std::string& path);
 
 } // namespace sdl

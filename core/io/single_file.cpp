@@ -277,6 +277,8 @@ nlohmann::json infer_unet_config(const std::string& path, const ComponentFiles& 
     };
 }
 
+} // namespace
+
 nlohmann::json infer_vae_config(const std::string& path, const ComponentFiles& c) {
     const Shapes s(path, "VAE", c.tensors);
     const int levels = s.count("encoder.down_blocks.");
@@ -306,6 +308,8 @@ nlohmann::json infer_vae_config(const std::string& path, const ComponentFiles& c
         {"use_quant_conv", s.has("quant_conv.weight")},
     };
 }
+
+namespace {
 
 nlohmann::json infer_text_encoder_config(const std::string& path, const ComponentFiles& c) {
     const Shapes s(path, "text encoder", c.tensors);
@@ -371,10 +375,21 @@ void reject_unsupported_families(const std::string& path, const SafetensorsFile&
     }
 }
 
+// The highest decoder.up.N under prefix, -1 when there is none.
+int max_decoder_up(const SafetensorsFile& f, const std::string& prefix) {
+    int max_up = -1;
+    for (const auto& [k, v] : f.tensors())
+        if (starts_with(k, prefix + "decoder.up.")) {
+            const auto p = split(k.substr(prefix.size()));
+            max_up = std::max(max_up, index_of(p[2]));
+        }
+    return max_up;
+}
+
 SingleFileGeometry geometry_of(const SafetensorsFile& f) {
     SingleFileGeometry g;
     // input_blocks.(L+1).0.op is the first downsampler, after conv_in and L resnet blocks.
-    int first_op = -1, max_input = 0, max_up = -1;
+    int first_op = -1, max_input = 0;
     for (const auto& [k, v] : f.tensors()) {
         if (starts_with(k, kUnetPrefix + "input_blocks.")) {
             const auto p = split(k.substr(kUnetPrefix.size()));
@@ -382,15 +397,29 @@ SingleFileGeometry geometry_of(const SafetensorsFile& f) {
             max_input = std::max(max_input, i);
             if (i > 0 && p[2] == "0" && p[3] == "op" && (first_op < 0 || i < first_op))
                 first_op = i;
-        } else if (starts_with(k, kVaePrefix + "decoder.up.")) {
-            const auto p = split(k.substr(kVaePrefix.size()));
-            max_up = std::max(max_up, index_of(p[2]));
         }
     }
+    const int max_up = max_decoder_up(f, kVaePrefix);
     g.unet_layers_per_block = first_op > 0 ? first_op - 1 : std::max(1, max_input);
     if (max_up >= 0)
         g.vae_levels = max_up + 1;
     return g;
+}
+
+void add_renamed(ComponentFiles& c, const std::string& path, const std::string& key, const TensorView& view,
+                 const SingleFileName& t) {
+    TensorView v = view;
+    v.name = t.name;
+    if (t.conv1x1_to_linear) {
+        if (v.shape.size() == 4 && v.shape[2] == 1 && v.shape[3] == 1)
+            v.shape.resize(2);
+        else if (v.shape.size() != 2)
+            throw Error(path + ": '" + key + "' should be a 1x1 convolution [C, C, 1, 1] or linear [C, C], found " +
+                        std::to_string(v.shape.size()) + " dimensions");
+    }
+    if (!c.tensors.emplace(t.name, v).second)
+        throw Error(path + ": two keys map to the diffusers name '" + t.name + "' (one is '" + key +
+                    "'): the file holds the same weight twice");
 }
 
 } // namespace
@@ -434,6 +463,7 @@ ModelFiles open_single_file(const std::string& path) {
     m.text_encoder.name = "text_encoder";
     m.unet.name = "unet";
     m.vae.name = "vae";
+    m.vae.spelling = "original (CompVis)";
     const SingleFileGeometry g = geometry_of(*file);
     for (const auto& [key, view] : file->tensors()) {
         SingleFileName t;
@@ -452,18 +482,7 @@ ModelFiles open_single_file(const std::string& path) {
         }
         ComponentFiles& c = t.part == SingleFilePart::Unet ? m.unet : t.part == SingleFilePart::Vae ? m.vae
                                                                                                     : m.text_encoder;
-        TensorView v = view;
-        v.name = t.name;
-        if (t.conv1x1_to_linear) {
-            if (v.shape.size() == 4 && v.shape[2] == 1 && v.shape[3] == 1)
-                v.shape.resize(2);
-            else if (v.shape.size() != 2)
-                throw Error(path + ": '" + key + "' should be a 1x1 convolution [C, C, 1, 1] or linear [C, C], found " +
-                            std::to_string(v.shape.size()) + " dimensions");
-        }
-        if (!c.tensors.emplace(t.name, v).second)
-            throw Error(path + ": two keys map to the diffusers name '" + t.name + "' (one is '" + key +
-                        "'): the checkpoint holds the same weight twice");
+        add_renamed(c, path, key, view, t);
     }
     for (ComponentFiles* c : {&m.text_encoder, &m.vae}) {
         if (c->tensors.empty())
@@ -478,6 +497,48 @@ ModelFiles open_single_file(const std::string& path) {
     m.text_encoder.config = infer_text_encoder_config(path, m.text_encoder);
     m.scheduler_config = nlohmann::json::object();
     return m;
+}
+
+
+ComponentFiles open_original_vae(const std::shared_ptr<SafetensorsFile>& file, const std::string& prefix) {
+    const std::string& path = file->path();
+    ComponentFiles c;
+    c.name = "vae";
+    c.spelling = "original (CompVis)";
+    SingleFileGeometry g;
+    if (const int max_up = max_decoder_up(*file, prefix); max_up >= 0)
+        g.vae_levels = max_up + 1;
+    for (const auto& [key, view] : file->tensors()) {
+        if (!starts_with(key, prefix)) {
+            c.ignored.push_back(key);
+            continue;
+        }
+        const std::string rest = key.substr(prefix.size());
+        // A standalone VAE keeps its EMA counters (the EMA weights themselves were pruned into the
+        // main ones); they are not weights.
+        if (rest == "model_ema.decay" || rest == "model_ema.num_updates") {
+            c.ignored.push_back(key);
+            continue;
+        }
+        SingleFileName t;
+        try {
+            t = translate_single_file_key(kVaePrefix + rest, g);
+        } catch (const Error&) {
+            throw Error(path + ": key '" + key + "' is not part of an SD 1.x VAE in the original (CompVis) names");
+        }
+        if (t.part == SingleFilePart::Ignored) {
+            c.ignored.push_back(key);
+            continue;
+        }
+        if (t.part != SingleFilePart::Vae)
+            throw Error(path + ": key '" + key + "' is not part of a VAE");
+        add_renamed(c, path, key, view, t);
+    }
+    if (c.tensors.empty())
+        throw Error(path + ": no VAE weights under '" + prefix + "encoder.' / '" + prefix + "decoder.'");
+    c.files.push_back(file);
+    c.config = infer_vae_config(path, c);
+    return c;
 }
 
 } // namespace sdl

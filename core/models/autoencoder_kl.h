@@ -91,6 +91,10 @@ private:
 };
 TORCH_MODULE(AutoencoderKL);
 
+// Above this many latent pixels (768x768 images) the pipeline decodes in tiles, so its memory stays
+// that of one 512x512 tile whatever the size.
+constexpr int64_t kTiledDecodeAbove = 96 * 96;
+
 struct DecodeResult {
     torch::Tensor image;           // [B, 3, H, W] in about [-1, 1]
     bool redone_in_fp32 = false;   // fp16 overflowed (NaN/Inf) and the decode was repeated in float32

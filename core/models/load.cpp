@@ -1,6 +1,8 @@
 #include "core/models/load.h"
 
+#include "core/io/vae_files.h"
 #include "core/models/weights.h"
+#include "core/util/error.h"
 
 namespace sdl {
 namespace {
@@ -25,6 +27,30 @@ UNet2DConditionModel load_unet(const ComponentFiles& files, torch::Dtype dtype, 
 
 AutoencoderKL load_vae(const ComponentFiles& files, torch::Dtype dtype, torch::Device device) {
     return load<AutoencoderKL, AutoencoderKLConfig>(files, dtype, device);
+}
+
+LoadedVae load_vae_for(const std::string& model, const std::string& vae, torch::Dtype dtype, torch::Device device) {
+    LoadedVae out;
+    if (!model.empty()) {
+        ModelFiles m = open_model_files(model);
+        out.scaling_factor = AutoencoderKLConfig::from_json(m.vae.config).scaling_factor;
+        if (vae.empty()) {
+            out.label = "model's VAE";
+            out.spelling = m.vae.spelling;
+            out.vae = load_vae(m.vae, dtype, device);
+            return out;
+        }
+    } else if (vae.empty()) {
+        throw UsageError("no VAE to load: give a model or a VAE");
+    }
+    VaeFiles v = open_vae_files(vae);
+    v.files.config["scaling_factor"] = out.scaling_factor;
+    out.label = v.name;
+    out.path = vae;
+    out.spelling = vae_spelling_name(v.spelling);
+    out.warnings = std::move(v.warnings);
+    out.vae = load_vae(v.files, dtype, device);
+    return out;
 }
 
 } // namespace sdl

@@ -1,5 +1,6 @@
 #include "core/pipeline/compare.h"
 
+#include "core/pipeline/vae_compare.h"
 #include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
 
@@ -7,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 namespace sdl {
@@ -102,8 +104,8 @@ double mean_abs_difference(const torch::Tensor& a, const torch::Tensor& b) {
 
 Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
                            const std::vector<std::string>& values) {
-    if (vary != "prompt" && vary != "guidance" && vary != "scheduler" && vary != "steps")
-        throw UsageError("cannot vary '" + vary + "' (expected prompt, guidance, scheduler or steps)");
+    if (vary != "prompt" && vary != "guidance" && vary != "scheduler" && vary != "steps" && vary != "vae")
+        throw UsageError("cannot vary '" + vary + "' (expected prompt, guidance, scheduler, steps or vae)");
     if (values.size() < 2)
         throw UsageError("comparing " + vary + " needs at least two values (got " + std::to_string(values.size()) +
                          ")");
@@ -122,9 +124,17 @@ Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
             r.scheduler = trimmed(values[i]);
             check_scheduler(r.scheduler);
             c.labels.push_back("scheduler " + r.scheduler);
-        } else {
+        } else if (vary == "steps") {
             r.steps = parse_steps(values[i]);
             c.labels.push_back("steps " + std::to_string(r.steps));
+        } else {
+            const std::string path = trimmed(values[i]);
+            if (path.empty())
+                throw UsageError("VAE value " + std::to_string(i + 1) + " is empty (give a path, or 'model' for the "
+                                 "model's own VAE)");
+            c.vaes.push_back(path == "model" ? std::string() : path);
+            c.labels.push_back(path == "model" ? std::string("model's VAE")
+                                               : "vae " + std::filesystem::path(path).filename().string());
         }
         c.requests.push_back(std::move(r));
     }
@@ -144,8 +154,42 @@ int matching_step(int k, int steps, int other_steps) {
     return std::clamp(j, 0, other_steps - 1);
 }
 
+namespace {
+
+// VAEs share one generation: its final latents, decoded by each. The runs' latents are the same
+// throughout, so their per-step difference is 0; the images differ by the decoders alone.
+ComparisonResult compare_vaes(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer) {
+    const auto vaes = load_vaes_for(sd, comparison.vaes);
+    observer.on_run(0, comparison.labels.front());
+    Forwarder forward(observer);
+    const auto t0 = std::chrono::steady_clock::now();
+    sd.generate(comparison.requests.front(), forward);
+    const double generation = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (forward.latents.empty())
+        throw Error("VAE comparison: the generation reported no steps");
+    const std::vector<VaeResult> decoded = decode_with_vaes(vaes, forward.latents.back().unsqueeze(0));
+    ComparisonResult result;
+    for (size_t i = 0; i < decoded.size(); ++i) {
+        for (const auto& w : decoded[i].warnings)
+            observer.on_message(w);
+        result.images.push_back(decoded[i].image);
+        result.image_difference.push_back(decoded[i].mean_error);
+        result.latent_difference.emplace_back(forward.latents.size(), 0.0);
+        std::vector<torch::Tensor> maps;
+        for (const auto& l : forward.latents)
+            maps.push_back(torch::zeros({l.size(1), l.size(2)}));
+        result.difference_maps.push_back(std::move(maps));
+        result.seconds.push_back(decoded[i].seconds + (i == 0 ? generation : 0.0));
+    }
+    return result;
+}
+
+} // namespace
+
 ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer) {
     c10::InferenceMode guard;
+    if (comparison.vary == "vae")
+        return compare_vaes(sd, comparison, observer);
     ComparisonResult result;
     std::vector<torch::Tensor> first_latents;
     for (size_t i = 0; i < comparison.requests.size(); ++i) {

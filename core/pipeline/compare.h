@@ -1,6 +1,7 @@
 #pragma once
 // Side-by-side runs: the same seed and settings with exactly one of them varied (two prompts, a strip of
-// guidance scales, two schedulers, two step counts), and how far apart the runs are at every step.
+// guidance scales, two schedulers, two step counts, or VAEs: one generation whose final latents each VAE
+// decodes), and how far apart the runs are at every step.
 #include "core/pipeline/pipeline.h"
 
 #include <string>
@@ -9,13 +10,15 @@
 namespace sdl {
 
 struct Comparison {
-    std::string vary;                       // "prompt", "guidance", "scheduler" or "steps"
+    std::string vary;                       // "prompt", "guidance", "scheduler", "steps" or "vae"
     std::vector<std::string> labels;        // one per run: "guidance 7.5", "scheduler euler_a", ...
     std::vector<GenerateRequest> requests;  // the base request with that one setting replaced; count 1
+    std::vector<std::string> vaes;          // vary "vae": per run, the VAE's path ("" for the model's own)
 };
 
 // Throws UsageError naming what cannot be compared: an unknown `vary`, fewer than two values, a value
-// that does not parse (guidance "abc", steps 0, an unknown scheduler).
+// that does not parse (guidance "abc", steps 0, an unknown scheduler). VAE values are paths, or "model"
+// for the model's own VAE.
 Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
                            const std::vector<std::string>& values);
 

@@ -38,10 +38,6 @@ torch::Tensor ids_tensor(const std::vector<TokenizedPrompt>& prompts) {
     return torch::tensor(flat, torch::kInt64).view({static_cast<int64_t>(prompts.size()), ClipTokenizer::kMaxLength});
 }
 
-// Above this many latent pixels (768x768 images) the VAE decodes in tiles, so its memory stays
-// that of one 512x512 tile whatever the size.
-constexpr int64_t kTileAbove = 96 * 96;
-
 double available_bytes() {
     std::ifstream in("/proc/meminfo");
     std::string key;
@@ -64,7 +60,7 @@ void check_memory(int width, int height, torch::Dtype dtype, const torch::Device
     const double elem = dtype == torch::kFloat32 ? 4.0 : 2.0;
     const double latent_px = static_cast<double>(width / 8) * (height / 8);
     const double unet = 2.0 * latent_px * 320 * elem * 48;
-    const double vae_px = std::min(latent_px, static_cast<double>(kTileAbove)) * 64;
+    const double vae_px = std::min(latent_px, static_cast<double>(kTiledDecodeAbove)) * 64;
     const double vae = vae_px * 128 * elem * 12;
     const double need = 1.2 * std::max(unet, vae);
     const double have = available_bytes();
@@ -202,7 +198,7 @@ struct StableDiffusion::Impl {
     }
 
     torch::Tensor decode(const torch::Tensor& latents, PipelineObserver* observer) {
-        const bool tiled = latents.size(2) * latents.size(3) > kTileAbove;
+        const bool tiled = latents.size(2) * latents.size(3) > kTiledDecodeAbove;
         auto result = decode_checked(vae, (latents / info.scaling_factor).to(device, dtype), tiled);
         if (result.redone_in_fp32 && observer)
             observer->on_message("the fp16 VAE decode overflowed (NaN/Inf); redone in fp32");
@@ -247,8 +243,25 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.text_hidden = te_cfg.hidden_size;
     info.text_layers = te_cfg.num_hidden_layers;
     info.scaling_factor = m.vae->config().scaling_factor;
+    info.vae_spelling = files.vae.spelling;
+    if (!options.vae.empty())
+        sd->set_vae(options.vae);
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return sd;
+}
+
+std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
+    c10::InferenceMode guard;
+    Impl& m = *impl_;
+    LoadedVae v = load_vae_for(m.info.path, path, m.dtype, m.device);
+    m.vae = v.vae;
+    ModelInfo& info = m.info;
+    info.vae = path.empty() ? std::string() : v.label;
+    info.vae_path = path;
+    info.vae_spelling = v.spelling;
+    info.vae_params = parameter_count(*m.vae);
+    info.warnings = v.warnings;
+    return v.warnings;
 }
 
 const ModelInfo& StableDiffusion::info() const { return impl_->info; }

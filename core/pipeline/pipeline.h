@@ -18,6 +18,7 @@ struct RuntimeOptions {
     std::string device = "cpu";  // "cpu" or "cuda"
     std::string dtype;           // "fp32", "fp16", "bf16"; empty: the device's default
     int threads = 0;             // CPU threads; 0: all cores
+    std::string vae;             // a VAE to use instead of the model's own (see open_vae_files); empty: its own
 };
 
 struct GenerateRequest {
@@ -48,6 +49,10 @@ struct ModelInfo {
     int text_layers = 0;
     double scaling_factor = 0.18215;
     double load_seconds = 0;
+    std::string vae_spelling;      // how the VAE's keys were written: "diffusers", "original (CompVis)", ...
+    std::string vae;               // the VAE in use: empty for the model's own, else its name
+    std::string vae_path;          // and where it came from
+    std::vector<std::string> warnings;  // from loading (a VAE trained for another family, ...)
 };
 
 struct EncodedImage {
@@ -74,6 +79,11 @@ public:
 
     const ModelInfo& info() const;
     const ClipTokenizer& tokenizer() const;
+
+    // Uses the VAE at path instead of the current one ("" for the model's own). The scaling factor stays
+    // the model's. Returns the warnings of opening it (also in info().warnings). Throws sdl::Error, and
+    // keeps the current VAE then.
+    std::vector<std::string> set_vae(const std::string& path);
 
     // [1, 77, D] for clip_skip 1 (after the final norm), or the (clip_skip)-th hidden state from the end.
     torch::Tensor encode_prompt(const std::string& prompt, int clip_skip = 1);

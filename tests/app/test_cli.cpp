@@ -10,6 +10,8 @@
 #include <QtEndian>
 #include <QtTest>
 
+#include "fixtures/vae_fixtures.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -335,6 +337,99 @@ private slots:
         expectError({"inspect", f}, 1, "safetensors");
     }
 
+    // VAEs: a swapped-in VAE is named in the PNG, compared side by side, described by inspect.
+    void generateWithAnotherVaeNamesIt() {
+        const QString vae = tmp_.filePath("vae-ft-mse.safetensors"), out = tmp_.filePath("vae-swap.png");
+        vae_fixtures::write_original_vae(vae.toStdString(), "");
+        const Run r = cli({"generate", "--model", kData + "/tiny-sd", "--vae", vae, "--prompt", "a red fox", "--steps",
+                           "2", "--width", "64", "--height", "64", "--seed", "1", "--out", out});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(read_all(out).contains("VAE: vae-ft-mse.safetensors"));
+    }
+    void vaeComparisonWritesImagesAndMetrics() {
+        const QString vae = tmp_.filePath("vae-cmp.safetensors"), png = tmp_.filePath("vae-src.png");
+        vae_fixtures::write_original_vae(vae.toStdString(), "first_stage_model.");
+        QCOMPARE(cli({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1", "--width", "64",
+                      "--height", "48", "--seed", "2", "--out", png})
+                     .code,
+                 0);
+        const QString dir = tmp_.filePath("vae-cmp");
+        const Run r = cli({"vae", "--model", kData + "/tiny-sd", "--vae", vae, "--vae", kData + "/tiny-sd/vae",
+                           "--image", png, "--out-dir", dir, "--dtype", "fp32"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto o = json(r.out);
+        QCOMPARE(o["width"].toInt(), 64);
+        const auto vaes = o["vaes"].toArray();
+        QCOMPARE(vaes.size(), 3);
+        QCOMPARE(vaes[0].toObject()["label"].toString(), QString("model's VAE"));
+        QCOMPARE(vaes[1].toObject()["spelling"].toString(), QString("original (CompVis)"));
+        for (const auto& v : vaes) {
+            const auto e = v.toObject();
+            QVERIFY(e["psnr"].toDouble() > 0);
+            QCOMPARE(e["latent_mean"].toArray().size(), 4);
+            QCOMPARE(e["psnr"].toDouble(), vaes[0].toObject()["psnr"].toDouble());  // same weights, three layouts
+            QVERIFY(QFile::exists(e["reconstruction"].toString()));
+            QVERIFY(QFile::exists(e["difference"].toString()));
+        }
+        expectError({"vae", "--model", kData + "/tiny-sd", "--vae", vae, "--vae", vae, "--image", png, "--out",
+                     tmp_.filePath("x.safetensors")},
+                    2, "--out-dir");
+    }
+    void compareVaesDecodesOneGeneration() {
+        const QString strip = tmp_.filePath("vae-strip.png");
+        const Run r = cli({"compare", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--vary", "vae", "--value",
+                           "model", "--value", kData + "/tiny-sd.single-file.safetensors", "--steps", "2", "--width",
+                           "64", "--height", "48", "--seed", "3", "--out", strip});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto runs = json(r.out)["runs"].toArray();
+        QCOMPARE(runs.size(), 2);
+        QCOMPARE(runs[1].toObject()["label"].toString(), QString("vae tiny-sd.single-file.safetensors"));
+        QCOMPARE(runs[1].toObject()["latent_difference"].toArray()[1].toDouble(), 0.0);
+        QCOMPARE(qFromBigEndian<quint32>(read_all(strip).constData() + 16), quint32(2 * 64));
+        expectError({"compare", "--model", kData + "/tiny-sd", "--prompt", "x", "--vary", "vae", "--vae", "a",
+                     "--value", "model", "--value", "b"},
+                    2, "--vae");
+    }
+    void inspectNamesTheVaeSpelling() {
+        const QString m = tmp_.filePath("old-names");
+        vae_fixtures::copy_model(m.toStdString(), vae_fixtures::to_2022_names(false));
+        Run r = cli({"inspect", m});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r.out)["components"].toObject()["vae"].toObject()["spelling"].toString(),
+                 QString("diffusers (2022 attention names)"));
+        const QString vae = tmp_.filePath("inspect-vae.safetensors");
+        vae_fixtures::write_original_vae(vae.toStdString(), "");
+        r = cli({"inspect", vae});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r.out);
+        QCOMPARE(o["layout"].toString(), QString("vae"));
+        QCOMPARE(o["spelling"].toString(), QString("original (CompVis)"));
+        QVERIFY(o["complete"].toBool());
+    }
+    void badVaes() {
+        const QString misshapen = tmp_.filePath("misshapen-vae.safetensors");
+        vae_fixtures::rewrite((kData + "/tiny-sd/vae/diffusion_pytorch_model.safetensors").toStdString(),
+                              misshapen.toStdString(), [](const sdl::TensorView& v) {
+                                  auto shape = v.shape;
+                                  if (v.name == "encoder.conv_in.bias")
+                                      shape = {2, 16};
+                                  return vae_fixtures::Renamed{v.name, shape};
+                              });
+        const QStringList gen = {"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1", "--width",
+                                 "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png"), "--vae"};
+        expectError(gen + QStringList{misshapen}, 1, "encoder.conv_in.bias");
+        const QString truncated = tmp_.filePath("truncated-vae.safetensors");
+        vae_fixtures::write_original_vae(truncated.toStdString(), "");
+        write_all(truncated, read_all(truncated).left(50000));
+        expectError(gen + QStringList{truncated}, 1, "truncated-vae.safetensors");
+        const QString lora = tmp_.filePath("lora.safetensors");
+        const float w[4] = {};
+        sdl::write_safetensors(lora.toStdString(), {{"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
+                                                     sdl::DType::F32, {2, 2}, w, sizeof w}});
+        expectError(gen + QStringList{lora}, 1, "LoRA");
+        expectError(gen + QStringList{tmp_.filePath("no-vae")}, 1, "no-vae");
+    }
+
     // Odd but valid prompts work.
     void oddPromptsWork() {
         QString long_prompt;
@@ -347,6 +442,7 @@ private slots:
         QCOMPARE(lines.size(), 4);
         QVERIFY(json(lines[1])["truncated"].toBool());
     }
+
     // Models already on the computer. A hub cache as huggingface_hub writes it: blobs, snapshot
     // links into them, refs/main naming the snapshot.
 private:

@@ -5,6 +5,7 @@
 #include "core/io/tensor_io.h"
 #include "core/util/error.h"
 #include "core/util/resources.h"
+#include "fixtures/expect_error.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -60,20 +61,6 @@ inline void compare_names_and_shapes(torch::nn::Module& m, const nlohmann::json&
     }
     for (const auto& [k, v] : got)
         QVERIFY2(want.count(k), ("module has extra " + k).c_str());
-}
-
-// Runs f and checks that it throws sdl::Error whose message contains every one of parts.
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-    try {
-        f();
-    } catch (const sdl::Error& e) {
-        const std::string msg = e.what();
-        for (const auto& p : parts)
-            QVERIFY2(msg.find(p) != std::string::npos, ("'" + p + "' not in: " + msg).c_str());
-        return;
-    }
-    QFAIL("expected sdl::Error");
 }
 
 } // namespace sdl_test

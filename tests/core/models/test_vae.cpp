@@ -1,7 +1,9 @@
 #include "core/models/autoencoder_kl.h"
 #include "core/models/load.h"
+#include "fixtures/vae_fixtures.h"
 #include "model_test_util.h"
 
+#include <QTemporaryDir>
 #include <QtTest>
 
 using namespace sdl_test;
@@ -13,15 +15,15 @@ class TestVae : public QObject {
         return sdl::load_vae(tiny(single_file).vae, dtype, torch::kCPU);
     }
 
-    static void parity(bool single_file) {
+    static void parity(bool single_file) { parity(load(single_file, torch::kFloat), single_file ? "single file" : "folder"); }
+
+    static void parity(sdl::AutoencoderKL m, const std::string& what) {
         torch::NoGradGuard g;
-        auto m = load(single_file, torch::kFloat);
         const auto d = m->encode(reference("vae.image"));
         const double mean = max_abs(d.mean, reference("vae.mean"));
         const double logvar = max_abs(d.logvar, reference("vae.logvar"));
         const double decoded = max_abs(m->decode(reference("vae.mean")), reference("vae.decoded_mean"));
-        qInfo("%s: mean %.3g, logvar %.3g, decoded_mean %.3g", single_file ? "single file" : "folder", mean, logvar,
-              decoded);
+        qInfo("%s: mean %.3g, logvar %.3g, decoded_mean %.3g", what.c_str(), mean, logvar, decoded);
         QVERIFY(mean <= 1e-4);
         QVERIFY(logvar <= 1e-4);
         QVERIFY(decoded <= 1e-4);
@@ -30,6 +32,51 @@ class TestVae : public QObject {
 private slots:
     void parityFromFolder() { parity(false); }
     void parityFromSingleFile() { parity(true); }
+
+    // Every layout a user may swap in gives diffusers' numbers in fp32.
+    void parityOfEveryVaeLayout() {
+        QTemporaryDir tmp;
+        const auto path = [&](const char* name) { return tmp.filePath(name).toStdString(); };
+        vae_fixtures::copy_model(path("old"), vae_fixtures::to_2022_names(false));
+        vae_fixtures::copy_model(path("old-conv"), vae_fixtures::to_2022_names(true),
+                                 "diffusion_pytorch_model.fp16.safetensors");
+        vae_fixtures::write_original_vae(path("vae-ft.safetensors"), "");
+        vae_fixtures::write_original_vae(path("prefixed.safetensors"), "first_stage_model.");
+        parity(sdl::load_vae_for(path("old"), "", torch::kFloat, torch::kCPU).vae, "2022 names, folder");
+        parity(sdl::load_vae_for(path("old-conv"), "", torch::kFloat, torch::kCPU).vae, "2022 names, 1x1, fp16 variant");
+        for (const char* f : {"vae-ft.safetensors", "prefixed.safetensors"}) {
+            auto v = sdl::load_vae_for(data_path("tiny-sd"), path(f), torch::kFloat, torch::kCPU);
+            QCOMPARE(v.scaling_factor, 0.18215);
+            QCOMPARE(QString::fromStdString(v.label), QString(f));
+            parity(v.vae, f);
+        }
+        parity(sdl::load_vae_for("", data_path("tiny-sd/vae"), torch::kFloat, torch::kCPU).vae, "VAE folder");
+    }
+
+    // The latents are the U-Net's: whatever decodes them divides by the model's factor.
+    void swappedVaeKeepsTheModelsScalingFactor() {
+        QTemporaryDir tmp;
+        const std::string d = tmp.filePath("vae").toStdString();
+        vae_fixtures::copy_vae_folder(d, {{"scaling_factor", 0.13025}});
+        auto v = sdl::load_vae_for(data_path("tiny-sd"), d, torch::kFloat, torch::kCPU);
+        QCOMPARE(v.scaling_factor, 0.18215);
+        QCOMPARE(v.vae->scaling_factor(), 0.18215);
+        QCOMPARE(v.warnings.size(), size_t(1));
+    }
+
+    void misshapenVaeIsNamed() {
+        QTemporaryDir tmp;
+        const std::string f = tmp.filePath("bad.safetensors").toStdString();
+        vae_fixtures::rewrite(data_path("tiny-sd/vae/diffusion_pytorch_model.safetensors"), f,
+                              [](const sdl::TensorView& v) {
+                                  auto shape = v.shape;
+                                  if (v.name == "decoder.conv_out.bias")
+                                      shape = {1, 3};
+                                  return vae_fixtures::Renamed{v.name, shape};
+                              });
+        expect_error([&] { sdl::load_vae_for(data_path("tiny-sd"), f, torch::kFloat, torch::kCPU); },
+                     {"decoder.conv_out.bias", "misshapen"});
+    }
 
     void scalingFactorFromConfig() { QCOMPARE(load(false, torch::kFloat)->scaling_factor(), 0.18215); }
 
