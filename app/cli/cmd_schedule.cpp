@@ -2,6 +2,7 @@
 // The noise schedule a run would use, as one JSON object: timesteps, sigmas, init_noise_sigma,
 // the training alphas_cumprod and the configuration they came from.
 #include "app/cli/command.h"
+#include "core/io/hf_cache.h"
 #include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
 
@@ -24,9 +25,8 @@ sdl::SchedulerConfig config_for(const std::string& name, const std::optional<std
     if (!model)
         return c;
     std::error_code ec;
-    if (!fs::exists(*model, ec))
-        throw sdl::Error("model '" + *model + "' does not exist");
-    const fs::path file = fs::path(*model) / "scheduler" / "scheduler_config.json";
+    const std::string root = sdl::local_model_path(*model);
+    const fs::path file = fs::path(root) / "scheduler" / "scheduler_config.json";
     if (fs::is_regular_file(file, ec))
         c = sdl::SchedulerConfig::from_file(file.string(), c);
     return c;

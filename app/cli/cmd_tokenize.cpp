@@ -1,6 +1,7 @@
 // sdlens-cli tokenize [--model PATH] PROMPT...
 // One JSON object per prompt and line: what the text encoder will be fed, token by token.
 #include "app/cli/command.h"
+#include "core/io/hf_cache.h"
 #include "core/tokenizer/clip_tokenizer.h"
 #include "core/util/error.h"
 
@@ -21,9 +22,8 @@ sdl::ClipTokenizer tokenizer_for(const std::optional<std::string>& model) {
     if (!model)
         return sdl::ClipTokenizer::bundled();
     std::error_code ec;
-    if (!fs::exists(*model, ec))
-        throw sdl::Error("model '" + *model + "' does not exist");
-    const fs::path dir = fs::path(*model) / "tokenizer";
+    const std::string root = sdl::local_model_path(*model);
+    const fs::path dir = fs::path(root) / "tokenizer";
     const fs::path vocab = dir / "vocab.json", merges = dir / "merges.txt", json = dir / "tokenizer.json";
     if (fs::is_regular_file(vocab, ec) && fs::is_regular_file(merges, ec))
         return sdl::ClipTokenizer::from_vocab_merges(vocab.string(), merges.string());

@@ -233,4 +233,14 @@ HubSnapshot resolve_hub_model(const RepoId& repo) {
     return s;
 }
 
+std::string local_model_path(const std::string& path_or_repo_id) {
+    std::error_code ec;
+    if (std::filesystem::exists(path_or_repo_id, ec))
+        return path_or_repo_id;
+    if (const auto repo = parse_repo_id(path_or_repo_id))
+        return resolve_hub_model(*repo).path;
+    throw Error(path_or_repo_id + ": no such file or folder (expected a diffusers model folder with model_index.json, "
+                                  "a single-file .safetensors checkpoint, or a Hugging Face repo id owner/name)");
+}
+
 } // namespace sdl

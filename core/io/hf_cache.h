@@ -68,4 +68,8 @@ std::vector<BrokenLink> broken_model_links(const std::string& snapshot_dir);
 // snapshot, a broken link (naming the file and its target), or a snapshot with no model_index.json.
 HubSnapshot resolve_hub_model(const RepoId& repo);
 
+// Where a --model argument lives on disk: the path itself when it exists, else the snapshot folder
+// of a cached repo id (resolve_hub_model). Throws sdl::Error naming both possibilities otherwise.
+std::string local_model_path(const std::string& path_or_repo_id);
+
 } // namespace sdl

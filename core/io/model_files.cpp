@@ -298,13 +298,9 @@ ModelFiles open_model_files(const std::string& path) {
     if (!fs::exists(st)) {
         // Only a name that is not on disk is looked up in the hub cache, so a local folder that
         // happens to be called like a repo ("models/sd15") still opens as itself.
-        if (const auto repo = parse_repo_id(path)) {
-            ModelFiles m = open_model_files(resolve_hub_model(*repo).path);
-            m.repo_id = repo->text();
-            return m;
-        }
-        throw Error(path + ": no such file or folder (expected a diffusers model folder with model_index.json, a "
-                           "single-file .safetensors checkpoint, or a Hugging Face repo id owner/name)");
+        ModelFiles m = open_model_files(local_model_path(path));
+        m.repo_id = parse_repo_id(path)->text();
+        return m;
     }
     ModelFiles m;
     if (fs::is_directory(st)) {

@@ -10,6 +10,7 @@
 #include <QtEndian>
 #include <QtTest>
 
+#include "core/io/fake_hub.h"
 #include "fixtures/vae_fixtures.h"
 
 #include <filesystem>
@@ -443,30 +444,13 @@ private slots:
         QVERIFY(json(lines[1])["truncated"].toBool());
     }
 
-    // Models already on the computer. A hub cache as huggingface_hub writes it: blobs, snapshot
-    // links into them, refs/main naming the snapshot.
+    // Models already on the computer, in a hub cache as huggingface_hub writes it.
 private:
     static QString hubRepo(const QString& cache, const QString& name, const QString& commit) {
-        const fs::path source = (kData + "/tiny-sd").toStdString();
-        const fs::path repo = (cache + "/models--owner--" + name).toStdString();
-        const fs::path snapshot = repo / "snapshots" / commit.toStdString();
-        fs::create_directories(repo / "blobs");
-        fs::create_directories(repo / "refs");
-        for (const auto& e : fs::recursive_directory_iterator(source)) {
-            if (!e.is_regular_file())
-                continue;
-            const fs::path rel = e.path().lexically_relative(source);
-            std::string blob = rel.string();
-            for (char& c : blob)
-                if (c == '/')
-                    c = '-';
-            fs::copy_file(e.path(), repo / "blobs" / blob);
-            const bool nested = rel.has_parent_path();
-            fs::create_directories((snapshot / rel).parent_path());
-            fs::create_symlink((nested ? "../../../blobs/" : "../../blobs/") + blob, snapshot / rel);
-        }
-        std::ofstream(repo / "refs" / "main") << commit.toStdString();
-        return QString::fromStdString(snapshot.string());
+        return QString::fromStdString(sdl::test::add_hub_snapshot(cache.toStdString(), "owner", name.toStdString(),
+                                                                  (kData + "/tiny-sd").toStdString(),
+                                                                  commit.toStdString())
+                                          .string());
     }
 
 private slots:
@@ -509,6 +493,8 @@ private slots:
         const Run inspect = cli({"inspect", "owner/tiny"});
         QCOMPARE(inspect.code, 0);
         QVERIFY(json(inspect.out)["complete"].toBool());
+        QCOMPARE(cli({"tokenize", "--model", "owner/tiny", "a dog"}).code, 0);
+        QCOMPARE(cli({"schedule", "--model", "owner/tiny", "--steps", "4"}).code, 0);
         qunsetenv("HF_HUB_CACHE");
     }
 
@@ -521,7 +507,8 @@ private slots:
     void generateRefusesASnapshotWithABrokenLink() {
         const QString cache = tmp_.filePath("hf-cache-broken");
         const QString snapshot = hubRepo(cache, "broken", QString(40, 'b'));
-        fs::remove((cache + "/models--owner--broken/blobs/unet-diffusion_pytorch_model.safetensors").toStdString());
+        const fs::path unet = (snapshot + "/unet/diffusion_pytorch_model.safetensors").toStdString();
+        fs::remove(unet.parent_path() / fs::read_symlink(unet));
         qputenv("HF_HUB_CACHE", cache.toUtf8());
         expectGenerateError("owner/broken", snapshot + "/unet/diffusion_pytorch_model.safetensors: links to");
         expectGenerateError("owner/broken", "the download of owner/broken was interrupted");

@@ -147,7 +147,7 @@ private slots:
                                     QString::fromStdString((repo / "snapshots" / other).string()) + " is missing",
                                     "huggingface-cli download owner/gone"});
         sdl::test::write_ref(repo, "main", "not a hash\n\x01");
-        expect_error("owner/gone", {"expected a 40-character commit hash, found 'not a hash??'",
+        expect_error("owner/gone", {"expected a 40-character commit hash, found 'not a hash?" "?'",
                                     "huggingface-cli download owner/gone"});
     }
 
