@@ -332,7 +332,8 @@ void MainWindow::connectWorker() {
         vaeView_->setRecentVaes(settingsPanel_->recentVaes());
         modelPicker_->setLoaded(s);
         showWarnings(s.warnings);
-        statusBar()->showMessage(s.vae.isEmpty() ? "Using the model's own VAE" : "Using the VAE " + s.vae, 8000);
+        const QString vae = s.vaePath.isEmpty() ? QString("the model's own VAE") : "the VAE " + vaeName(s.vaePath);
+        statusBar()->showMessage("Using " + vae, 8000);
         // Every latent view shows what the previous VAE encoded: the image goes through the new one.
         roundTripDone_ = false;
         progressionStale_ = probeStale_ = true;

@@ -1,6 +1,7 @@
 #include "ui/model_picker.h"
 
 #include "ui/model_browser.h"
+#include "ui/views/common.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -147,7 +148,7 @@ void ModelPicker::useDemoModel() {
 }
 
 void ModelPicker::setLoaded(const ModelSummary& s) {
-    const QString vae = s.vae.isEmpty() ? QString("its own") : "<b>" + s.vae.toHtmlEscaped() + "</b>";
+    const QString vae = s.vaePath.isEmpty() ? QString("its own") : "<b>" + vaeName(s.vaePath).toHtmlEscaped() + "</b>";
     const QString spelling = s.vaeSpelling.isEmpty() ? QString() : ", " + s.vaeSpelling.toHtmlEscaped() + " names";
     name_->setText(QString("%1<br><small>%2, %3 parameters, D = %4<br>VAE: %5%6</small>")
                        .arg(QFileInfo(s.path).fileName().toHtmlEscaped(), s.layout)

@@ -6,11 +6,13 @@
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/schedule_view.h"
+#include "ui/views/vae_view.h"
 #include "ui/worker/pipeline_controller.h"
 #include "ui/worker/pipeline_worker.h"
 
 #include <QCheckBox>
 #include <QDir>
+#include <QSpinBox>
 #include <QEventLoop>
 #include <QTimer>
 #include <QtGlobal>
@@ -35,6 +37,10 @@ bool waitFor(Sender* sender, Signal signal, PipelineWorker* worker, int timeoutM
         std::fprintf(stderr, "screenshots: could not open %s: %s\n", qPrintable(path), qPrintable(msg));
         loop.exit(1);
     });
+    QObject::connect(worker, &PipelineWorker::vaeFailed, &loop, [&](const QString& path, const QString& msg) {
+        std::fprintf(stderr, "screenshots: could not use the VAE %s: %s\n", qPrintable(path), qPrintable(msg));
+        loop.exit(1);
+    });
     QObject::connect(&timer, &QTimer::timeout, &loop, [&] {
         std::fprintf(stderr, "screenshots: no result after %d s\n", timeoutMs / 1000);
         loop.exit(2);
@@ -51,7 +57,7 @@ void settle(int ms) {
 }
 } // namespace
 
-int renderScreenshots(const QString& dir, const QString& model) {
+int renderScreenshots(const QString& dir, const QString& model, const QStringList& vaes) {
     if (!QDir().mkpath(dir)) {
         std::fprintf(stderr, "screenshots: cannot create %s\n", qPrintable(dir));
         return 1;
@@ -120,6 +126,23 @@ int renderScreenshots(const QString& dir, const QString& model) {
         window.setRunSettings("lms", 10, 256, 256, 42);
         ok = waitFor(w, &PipelineWorker::comparisonReady, w, 2 * kTimeout, [&] { window.compare(); }) &&
              shoot(MainWindow::Compare, "10-compare-guidance.png");
+    }
+    if (ok) {
+        // A VAE is read from a model path too (its vae/ or first_stage_model.*): without a list, the
+        // model's own VAE read from its files stands in for another one.
+        const QStringList others = vaes.isEmpty() ? QStringList{window.currentSettings().model}
+                                                  : vaes.mid(0, VaeView::kMaxOtherVaes);
+        ok = waitFor(w, &PipelineWorker::roundTripReady, w, kTimeout,
+                     [&] { window.controller()->setVae(others.first()); }) &&
+             waitFor(w, &PipelineWorker::vaeComparisonReady, w, kTimeout, [&] {
+                 window.showStage(MainWindow::Vae);
+                 window.vaeView()->setOtherVaes(others);
+                 // The demo model's random VAEs miss by far more than a trained one: ×10 would saturate.
+                 for (QSpinBox* amplify : window.vaeView()->findChildren<QSpinBox*>())
+                     amplify->setValue(1);
+                 window.vaeView()->requestComparison();
+             }) &&
+             shoot(MainWindow::Vae, "11-vae-compare.png");
     }
     window.close();
     return ok ? 0 : 1;

@@ -1,5 +1,6 @@
 #include "ui/settings_panel.h"
 
+#include "ui/views/common.h"
 #include "ui/worker/runtime_info.h"
 #include "ui/worker/schedules.h"
 
@@ -7,7 +8,6 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
-#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLineEdit>
@@ -186,7 +186,7 @@ void SettingsPanel::fillVaeCombo() {
     if (!vaeInUse_.isEmpty() && !listed.contains(vaeInUse_))
         listed.prepend(vaeInUse_);
     for (const QString& path : listed) {
-        vae_->addItem(QFileInfo(path).fileName(), path);
+        vae_->addItem(vaeName(path), path);
         vae_->setItemData(vae_->count() - 1, ChosenVae, kKindRole);
         vae_->setItemData(vae_->count() - 1, path, Qt::ToolTipRole);
     }

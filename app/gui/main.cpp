@@ -1,5 +1,5 @@
-// sdlens: the SD Lens window. `sdlens [MODEL]` opens a model; `sdlens --screenshots DIR [--model M]`
-// renders every stage view to PNGs without a display.
+// sdlens: the SD Lens window. `sdlens [MODEL]` opens a model; `sdlens --screenshots DIR [--model M]
+// [--compare-vae V]...` renders every stage view to PNGs without a display.
 #include "ui/main_window.h"
 #include "ui/screenshots.h"
 
@@ -25,8 +25,13 @@ int main(int argc, char** argv) {
     parser.addVersionOption();
     const QCommandLineOption shots("screenshots", "Render every stage view to PNGs in DIR and exit.", "DIR");
     const QCommandLineOption model("model", "Model to open (diffusers folder or .safetensors).", "PATH");
+    const QCommandLineOption vae("compare-vae",
+                                 "With --screenshots: a VAE for the VAE comparison (up to three; the first one is "
+                                 "also chosen in the VAE picker).",
+                                 "PATH");
     parser.addOption(shots);
     parser.addOption(model);
+    parser.addOption(vae);
     parser.addPositionalArgument("model", "Model to open (diffusers folder or .safetensors).", "[MODEL]");
     parser.process(app);
 
@@ -34,7 +39,7 @@ int main(int argc, char** argv) {
     if (modelPath.isEmpty() && !parser.positionalArguments().isEmpty())
         modelPath = parser.positionalArguments().first();
     if (parser.isSet(shots))
-        return sdlui::renderScreenshots(parser.value(shots), modelPath);
+        return sdlui::renderScreenshots(parser.value(shots), modelPath, parser.values(vae));
 
     sdlui::MainWindow::Options options;
     options.model = modelPath;

@@ -1,5 +1,7 @@
 #include "ui/views/common.h"
 
+#include <QDir>
+#include <QFileInfo>
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -49,6 +51,15 @@ QImage heatImage(const FloatTensor& hw, float scale) {
             line[x] = heatColor(hw.values[y * w + x] * scale).rgb();
     }
     return img;
+}
+
+QString vaeName(const QString& path) {
+    if (path.isEmpty())
+        return QStringLiteral("model's VAE");
+    const QFileInfo info(path);
+    if (info.fileName() == "vae")
+        return info.dir().dirName() + "/vae";
+    return info.fileName();
 }
 
 ImageView::ImageView(QWidget* parent) : QWidget(parent) {

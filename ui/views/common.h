@@ -16,6 +16,9 @@ QImage greyImage(const FloatTensor& hw, float lo, float hi);
 // Values in [0, 1] through a perceptual dark-to-bright colour ramp (the difference views).
 QImage heatImage(const FloatTensor& hw, float scale);
 QColor heatColor(double v);  // v in [0, 1]
+// A VAE as the pickers and tables name it: "model's VAE" for "", a model folder's "vae" with the
+// model's name ("sd15/vae"), else the file or folder name.
+QString vaeName(const QString& path);
 
 class ImageView : public QWidget {
     Q_OBJECT

@@ -156,9 +156,10 @@ QString channelValues(const QVector<double>& v) {
     return parts.isEmpty() ? QString("—") : parts.join("  ");
 }
 
-QString psnrText(double psnr) { return std::isfinite(psnr) ? QString::number(psnr, 'f', 2) : QString("∞"); }
+// Image names start sentences here ("the sample drawing", "dropped image").
+QString capitalised(const QString& text) { return text.left(1).toUpper() + text.mid(1); }
 
-QString vaeLabel(const QString& path) { return path.isEmpty() ? QString("model's VAE") : QFileInfo(path).fileName(); }
+QString psnrText(double psnr) { return std::isfinite(psnr) ? QString::number(psnr, 'f', 2) : QString("∞"); }
 
 } // namespace
 
@@ -206,12 +207,16 @@ QWidget* VaeView::buildComparePage() {
     layout->addLayout(compareGrid_, 1);
 
     table_ = new QTableWidget(0, TableColumns);
-    table_->setHorizontalHeaderLabels({"VAE", "PSNR (dB)", "SSIM", "max error (/255)", "mean error (/255)",
-                                       "latent mean (ch 0–3)", "latent std (ch 0–3)", "seconds"});
+    table_->setHorizontalHeaderLabels({"VAE", "PSNR dB", "SSIM", "max err", "mean err", "latent mean, ch 0–3",
+                                       "latent std, ch 0–3", "s"});
+    table_->horizontalHeaderItem(MaxColumn)->setToolTip("Largest difference from the reference, in 8-bit levels");
+    table_->horizontalHeaderItem(MeanColumn)->setToolTip("Mean difference from the reference, in 8-bit levels");
+    table_->horizontalHeaderItem(SecondsColumn)->setToolTip("Seconds for this VAE's encode and decode");
     table_->verticalHeader()->hide();
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    table_->horizontalHeader()->setSectionResizeMode(VaeColumn, QHeaderView::Stretch);
+    table_->horizontalHeader()->setStretchLastSection(true);
+    table_->setWordWrap(false);
     table_->setMaximumHeight(table_->horizontalHeader()->sizeHint().height() +
                              table_->verticalHeader()->defaultSectionSize() * (kMaxOtherVaes + 1) + 6);
     layout->addWidget(table_);
@@ -262,7 +267,7 @@ void VaeView::setOtherVaes(const QStringList& paths) {
 void VaeView::addOtherVae(const QString& path) {
     if (path.isEmpty() || otherVaes().contains(path) || otherVaes_->count() >= kMaxOtherVaes)
         return;
-    auto* item = new QListWidgetItem(vaeLabel(path), otherVaes_);
+    auto* item = new QListWidgetItem(vaeName(path), otherVaes_);
     item->setData(Qt::UserRole, path);
     item->setToolTip(path);
     setComparing(false);
@@ -274,7 +279,7 @@ void VaeView::fillAddMenu() {
     QMenu* menu = addVae_->menu();
     menu->clear();
     for (const QString& path : recentVaes_) {
-        QAction* a = menu->addAction(vaeLabel(path), this, [this, path] { addOtherVae(path); });
+        QAction* a = menu->addAction(vaeName(path), this, [this, path] { addOtherVae(path); });
         a->setToolTip(path);
         a->setEnabled(!otherVaes().contains(path));
     }
@@ -320,7 +325,7 @@ void VaeView::setComparison(const VaeComparison& c) {
                        ? QString("The last generation's final latents decoded by each VAE (%1×%2); each is measured "
                                  "against the model's VAE's decode.").arg(ref.width()).arg(ref.height())
                        : QString("%1 (%2×%3) encoded and decoded by each VAE; each is measured against the original.")
-                             .arg(name_.isEmpty() ? "The image" : name_.toHtmlEscaped())
+                             .arg(name_.isEmpty() ? "The image" : capitalised(name_).toHtmlEscaped())
                              .arg(ref.width()).arg(ref.height());
     if (!c.adjustment.isEmpty())
         text += " <b>" + c.adjustment.toHtmlEscaped() + "</b>";
@@ -336,7 +341,7 @@ void VaeView::setComparison(const VaeComparison& c) {
     for (int i = 0; i < c.vaes.size(); ++i) {
         auto* image = new ImageView;
         image->setImage(c.vaes[i].image);
-        image->setCaption(c.vaes[i].label);
+        image->setCaption(vaeName(c.vaes[i].path));
         image->setToolTip(c.vaes[i].path.isEmpty() ? "the model's own VAE" : c.vaes[i].path);
         auto* diff = new ImageView;
         compareGrid_->addWidget(image, 0, i + 1);
@@ -353,7 +358,7 @@ void VaeView::setComparison(const VaeComparison& c) {
         const VaeOutcome& v = c.vaes[i];
         const bool reference = c.fromLatents && i == 0;
         const QStringList cells = {
-            v.label + (v.spelling.isEmpty() ? QString() : " (" + v.spelling + ")"),
+            vaeName(v.path),
             reference ? QString("reference") : psnrText(v.psnr),
             reference ? QString("—") : QString::number(v.ssim, 'f', 4),
             reference ? QString("—") : QString::number(v.maxError, 'f', 0),
@@ -367,9 +372,10 @@ void VaeView::setComparison(const VaeComparison& c) {
                 item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             table_->setItem(i, col, item);
         }
-        table_->item(i, VaeColumn)->setToolTip(v.path.isEmpty() ? "the model's own VAE" : v.path);
+        const QString spelling = v.spelling.isEmpty() ? QString() : "\nkeys: " + v.spelling;
+        table_->item(i, VaeColumn)->setToolTip((v.path.isEmpty() ? "the model's own VAE" : v.path) + spelling);
         for (const QString& w : v.warnings)
-            warnings << v.label.toHtmlEscaped() + ": " + w.toHtmlEscaped();
+            warnings << vaeName(v.path).toHtmlEscaped() + ": " + w.toHtmlEscaped();
     }
     warnings_->setText("<b>Warnings.</b> " + warnings.join("<br>"));
     warnings_->setVisible(!warnings.isEmpty());
@@ -381,7 +387,8 @@ void VaeView::updateComparisonImages() {
         const VaeOutcome& v = comparison_.vaes[i];
         ImageView* diff = compareImages_[2 * i + 2];
         diff->setImage(v.difference.isEmpty() ? QImage() : heatImage(v.difference, float(amp)));
-        diff->setCaption(QString("|difference| ×%1 (brightest: %2/255)").arg(amp).arg(255.0 / amp, 0, 'f', 1));
+        diff->setCaption(QString("|difference| ×%1").arg(amp));
+        diff->setToolTip(QString("Brightest: a difference of %1/255 or more").arg(255.0 / amp, 0, 'f', 1));
     }
 }
 
