@@ -154,7 +154,7 @@ void ModelPicker::setLoaded(const ModelSummary& s) {
                        .arg(QFileInfo(s.path).fileName().toHtmlEscaped(), s.layout)
                        .arg(humanCount(s.textParams + s.unetParams + s.vaeParams)).arg(s.textHidden)
                        .arg(vae, spelling));
-    name_->setToolTip(s.vaePath.isEmpty() ? s.path : s.path + "\nVAE: " + s.vaePath);
+    name_->setToolTip(s.vaePath.isEmpty() ? s.path : s.path + "\nVAE: " + s.vae + " from " + s.vaePath);
     if (!isDemoModel(s.path))
         addRecent(s.path);
 }
