@@ -60,7 +60,7 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids) {
     const auto ids = input_ids.to(position_embedding->weight.device(), torch::kLong);
     // Positions are 0..L-1 for every prompt, so the table's first L rows broadcast over the batch.
     ClipTextOutput out;
-    auto h = token_embedding(ids) + position_embedding->weight.slice(0, 0, ids.size(1));  // [B, L, D]
+    auto h = embed_tokens(ids) + position_embedding->weight.slice(0, 0, ids.size(1));  // [B, L, D]
     out.hidden_states.push_back(h);
     for (auto& layer : layers_) {
         h = layer(h);
@@ -68,6 +68,33 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids) {
     }
     out.last_hidden_state = final_layer_norm(h);
     return out;
+}
+
+void ClipTextModelImpl::set_extra_tokens(int64_t first_id, const torch::Tensor& vectors) {
+    if (!vectors.defined()) {
+        extra_tokens_ = torch::Tensor();
+        return;
+    }
+    if (vectors.dim() != 2 || vectors.size(1) != config_.hidden_size)
+        throw Error("text encoder: embedding vectors must be [n, " + std::to_string(config_.hidden_size) +
+                    "] (its hidden size), found " + c10::str(vectors.sizes()));
+    extra_first_id_ = first_id;
+    extra_tokens_ = vectors.to(token_embedding->weight.device(), token_embedding->weight.scalar_type());
+}
+
+torch::Tensor ClipTextModelImpl::embed_tokens(const torch::Tensor& ids) {
+    if (!extra_tokens_.defined())
+        return token_embedding(ids);
+    const int64_t extra_count = extra_tokens_.size(0);
+    if (ids.max().item<int64_t>() >= extra_first_id_ + extra_count)
+        throw Error("text encoder: a token id is past the " + std::to_string(extra_count) +
+                    " embedding vectors loaded (the prompt was tokenized with other embeddings)");
+    // A selection, not arithmetic: each position takes its row unchanged, so a vector equal to a
+    // vocabulary row encodes exactly like that token.
+    const auto extra = ids >= extra_first_id_;                                   // [B, L]
+    const auto base = token_embedding(ids.masked_fill(extra, 0));               // [B, L, D]
+    const auto picked = torch::embedding(extra_tokens_, (ids - extra_first_id_).clamp_min(0));  // [B, L, D]
+    return torch::where(extra.unsqueeze(-1), picked, base);
 }
 
 torch::Tensor ClipTextModelImpl::encode(const torch::Tensor& input_ids, int clip_skip) {

@@ -48,10 +48,19 @@ public:
     // N > 1 = hidden_states[-N], the output of the N-th layer from the end, without the final norm.
     torch::Tensor encode(const torch::Tensor& input_ids, int clip_skip = 1);
     const ClipTextConfig& config() const { return config_; }
+    // Textual-inversion vectors [k, hidden_size] for the ids first_id .. first_id + k - 1 that the
+    // tokenizer gives past its vocabulary (ClipTokenizer::first_embedding_id); an undefined tensor
+    // removes them. Kept apart from token_embedding, whose weight stays the file's. Throws sdl::Error
+    // for a width other than hidden_size.
+    void set_extra_tokens(int64_t first_id, const torch::Tensor& vectors);
 
 private:
+    torch::Tensor embed_tokens(const torch::Tensor& ids);  // [B, L] -> [B, L, D]
+
     ClipTextConfig config_;
     Embedding token_embedding{nullptr}, position_embedding{nullptr};
+    int64_t extra_first_id_ = 0;
+    torch::Tensor extra_tokens_;  // [k, D] in the weights' dtype and device, or undefined
     std::vector<ClipEncoderLayer> layers_;
     LayerNorm final_layer_norm{nullptr};
 };

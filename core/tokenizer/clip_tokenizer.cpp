@@ -282,6 +282,63 @@ ClipTokenizer::Impl::Impl(const std::string& src, const std::vector<std::pair<st
     }
 }
 
+struct ClipTokenizer::Embeddings {
+    struct Trigger {
+        std::u32string text;  // NFC, lower-cased: as it appears in the normalized prompt
+        int64_t first_id;
+        int vectors;
+    };
+    std::vector<Trigger> triggers;      // longest first, so that the longest trigger at a position wins
+    int64_t first_id = 0;
+    std::vector<std::string> names;     // per extra id: "<redfox:0>"
+    std::vector<std::string> trigger_of;  // per extra id: the trigger as given
+
+    // Appends the ids of lower-cased text, its triggers as their vectors' ids, the rest through BPE.
+    void encode(const std::u32string& text, const ClipTokenizer::Impl& impl, std::vector<int64_t>& ids) const;
+};
+
+namespace {
+
+bool is_word_char(char32_t c) { return unicode::is_letter(c) || unicode::is_number(c); }
+
+// transformers' normalizer: NFC, then lower-case. Its whitespace collapse is left out: the
+// pre-tokenizer drops whitespace anyway.
+std::u32string normalized(std::u32string part) {
+    unicode::nfc(part);
+    std::u32string lower;
+    lower.reserve(part.size());
+    for (char32_t c : part)
+        unicode::append_lower(c, lower);
+    return lower;
+}
+
+} // namespace
+
+// A trigger is a whole word: it does not continue a word of letters or digits on either side.
+// Punctuation next to it separates, as CLIP's pre-tokenizer would split there too.
+void ClipTokenizer::Embeddings::encode(const std::u32string& text, const ClipTokenizer::Impl& impl,
+                                       std::vector<int64_t>& ids) const {
+    size_t segment = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (i > 0 && is_word_char(text[i - 1]) && is_word_char(text[i]))
+            continue;
+        for (const Trigger& t : triggers) {
+            const size_t end = i + t.text.size();
+            if (end > text.size() || text.compare(i, t.text.size(), t.text) != 0)
+                continue;
+            if (end < text.size() && is_word_char(text[end - 1]) && is_word_char(text[end]))
+                continue;
+            impl.encode_words(text.substr(segment, i - segment), ids);
+            for (int k = 0; k < t.vectors; ++k)
+                ids.push_back(t.first_id + k);
+            segment = end;
+            i = end - 1;
+            break;
+        }
+    }
+    impl.encode_words(text.substr(segment), ids);
+}
+
 // Byte-pair merging of one pre-tokenized word: repeatedly merge the adjacent pair of lowest rank
 // (leftmost first). A heap over a linked list keeps a long word O(n log n) instead of O(n^2).
 std::vector<int32_t> ClipTokenizer::Impl::bpe(const std::string& word) const {
@@ -515,15 +572,11 @@ std::vector<int64_t> ClipTokenizer::encode_ids(const std::string& text) const {
         }
         if (!special && i < raw.size())
             continue;
-        // transformers' normalizer: NFC, then lower-case. Its whitespace collapse is left out:
-        // the pre-tokenizer drops whitespace anyway.
-        std::u32string part = raw.substr(segment, i - segment);
-        unicode::nfc(part);
-        std::u32string lower;
-        lower.reserve(part.size());
-        for (char32_t c : part)
-            unicode::append_lower(c, lower);
-        impl_->encode_words(lower, ids);
+        const std::u32string lower = normalized(raw.substr(segment, i - segment));
+        if (embeddings_)
+            embeddings_->encode(lower, *impl_, ids);
+        else
+            impl_->encode_words(lower, ids);
         if (!special)
             break;
         ids.push_back(special == &bos_text ? impl_->bos : impl_->eos);
@@ -556,16 +609,61 @@ TokenizedPrompt ClipTokenizer::encode(const std::string& prompt) const {
     out.input_ids[0] = bos;
     std::copy(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(kept), out.input_ids.begin() + 1);
     std::fill(out.attention_mask.begin(), out.attention_mask.begin() + static_cast<std::ptrdiff_t>(kept + 2), 1);
+    out.embedding.assign(kMaxLength, std::string());
+    if (embeddings_)
+        for (size_t i = 0; i < out.input_ids.size(); ++i)
+            if (out.input_ids[i] >= embeddings_->first_id)
+                out.embedding[i] = embeddings_->trigger_of[out.input_ids[i] - embeddings_->first_id];
     return out;
 }
 
 const std::string& ClipTokenizer::token_string(int64_t id) const {
+    if (embeddings_ && id >= embeddings_->first_id &&
+        id - embeddings_->first_id < static_cast<int64_t>(embeddings_->names.size()))
+        return embeddings_->names[id - embeddings_->first_id];
     if (id < 0 || static_cast<size_t>(id) >= impl_->id_to_token.size() || impl_->id_to_token[id].empty())
         throw Error(impl_->source + ": no token has id " + std::to_string(id));
     return impl_->id_to_token[id];
 }
 
 size_t ClipTokenizer::vocab_size() const { return impl_->vocab.size(); }
+
+int64_t ClipTokenizer::first_embedding_id() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
+
+ClipTokenizer ClipTokenizer::with_embeddings(const std::vector<EmbeddingTrigger>& embeddings) const {
+    ClipTokenizer t;
+    t.impl_ = impl_;
+    if (embeddings.empty())
+        return t;
+    auto e = std::make_shared<Embeddings>();
+    e->first_id = first_embedding_id();
+    int64_t next = e->first_id;
+    for (const auto& emb : embeddings) {
+        const std::u32string text = normalized(unicode::decode_utf8(emb.trigger));
+        if (text.empty())
+            throw Error("an embedding has an empty trigger word");
+        if (std::any_of(text.begin(), text.end(), unicode::is_whitespace))
+            throw Error("embedding trigger '" + emb.trigger + "' has whitespace in it; a trigger is one word");
+        if (emb.vectors < 1)
+            throw Error("embedding '" + emb.trigger + "' has no vectors");
+        for (const auto& other : e->triggers)
+            if (other.text == text)
+                throw Error("two embeddings have the trigger '" + emb.trigger + "' (triggers ignore case)");
+        e->triggers.push_back({text, next, emb.vectors});
+        // "<cat-toy>" reads as "<cat-toy:0>" rather than "<<cat-toy>:0>".
+        const bool bracketed = emb.trigger.size() > 2 && emb.trigger.front() == '<' && emb.trigger.back() == '>';
+        const std::string stem = bracketed ? emb.trigger.substr(1, emb.trigger.size() - 2) : emb.trigger;
+        for (int k = 0; k < emb.vectors; ++k) {
+            e->names.push_back("<" + stem + ":" + std::to_string(k) + ">");
+            e->trigger_of.push_back(emb.trigger);
+        }
+        next += emb.vectors;
+    }
+    std::stable_sort(e->triggers.begin(), e->triggers.end(),
+                     [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
+    t.embeddings_ = std::move(e);
+    return t;
+}
 
 void ClipTokenizer::save_vocab_merges(const std::string& vocab_json, const std::string& merges_txt) const {
     std::string vocab = "{";
