@@ -96,6 +96,17 @@ def vae_file_seeds():
     put("vae_file", "diffusers-2022-conv", "\n".join(lines) + "\n")
 
 
+def embedding_file_seeds():
+    put("embedding_file", "kohya", "emb_params F32 2 32\n")
+    put("embedding_file", "a1111", "string_to_param.* F16 3 768\n")
+    put("embedding_file", "diffusers", "<cat-toy> BF16 768\n")
+    put("embedding_file", "diffusers-multi", "<cat-toy> F32 4 32\n")
+    put("embedding_file", "sd2", "emb_params F32 2 1024\n")
+    put("embedding_file", "sdxl", "clip_g F16 2 1280\nclip_l F16 2 768\n")
+    put("embedding_file", "lora", "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight F16 4 32\n"
+                                  "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight F16 37 4\n")
+
+
 def tokenizer_seeds():
     prompts = [t["prompt"] for t in json.loads((DATA / "tokens.json").read_text())]
     for i, p in enumerate(prompts[:12]):
@@ -159,6 +170,7 @@ if __name__ == "__main__":
     safetensors_seeds()
     single_file_seeds()
     vae_file_seeds()
+    embedding_file_seeds()
     tokenizer_seeds()
     image_seeds()
     scheduler_seeds()

@@ -17,6 +17,9 @@ namespace {
 
 constexpr int64_t kSd2Width = 1024;   // OpenCLIP ViT-H, SD 2.x's text encoder
 constexpr int64_t kSdxlGWidth = 1280;  // OpenCLIP ViT-bigG, SDXL's second text encoder
+// Far wider than any CLIP text encoder (768 for SD 1.x); refused before a damaged header makes the
+// conversion read gigabytes.
+constexpr int64_t kMaxWidth = 16384;
 // A prompt holds CLIP's 77 positions, two of them the start and end tokens.
 constexpr int64_t kMaxVectors = 77 - 2;
 
@@ -111,6 +114,9 @@ EmbeddingFile read_embedding_file(const std::string& path) {
     if (width == kSdxlGWidth)
         throw Error(path + ": this is an SDXL embedding (1280-wide vectors for SDXL's OpenCLIP encoder); SD Lens "
                            "runs Stable Diffusion 1.x, whose text encoder takes 768-wide vectors");
+    if (width > kMaxWidth)
+        throw Error(where + " holds vectors " + std::to_string(width) + " wide; no CLIP text encoder is that wide "
+                            "(SD 1.x: 768), so this is not a textual-inversion embedding");
     if (count > kMaxVectors)
         throw Error(where + " has " + std::to_string(count) + " vectors, more than the " +
                     std::to_string(kMaxVectors) + " a prompt holds");

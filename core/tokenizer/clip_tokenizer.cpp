@@ -644,6 +644,9 @@ ClipTokenizer ClipTokenizer::with_embeddings(const std::vector<EmbeddingTrigger>
             throw Error("an embedding has an empty trigger word");
         if (std::any_of(text.begin(), text.end(), unicode::is_whitespace))
             throw Error("embedding trigger '" + emb.trigger + "' has whitespace in it; a trigger is one word");
+        if (text.find(U"<|startoftext|>") != std::u32string::npos || text.find(U"<|endoftext|>") != std::u32string::npos)
+            throw Error("embedding trigger '" + emb.trigger + "' holds a start or end token, which a prompt never "
+                        "spells as text");
         if (emb.vectors < 1)
             throw Error("embedding '" + emb.trigger + "' has no vectors");
         for (const auto& other : e->triggers)

@@ -105,6 +105,7 @@ private slots:
         expectRefused(write("ints.safetensors", {{"emb_params", torch::zeros({2, 32}, torch::kInt64)}}), "float");
         expectRefused(write("cube.safetensors", {{"emb_params", torch::zeros({1, 2, 32})}}), "dimensions");
         expectRefused(write("long.safetensors", {{"emb_params", torch::zeros({76, 32})}}), "75");
+        expectRefused(write("huge.safetensors", {{"emb_params", torch::zeros({1, 20000})}}), "20000 wide");
     }
 
     void picklesGetTheConversionLine() {

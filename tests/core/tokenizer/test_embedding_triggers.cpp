@@ -140,6 +140,7 @@ private slots:
         QVERIFY(message({{"red fox", 1}}).find("whitespace") != std::string::npos);
         QVERIFY(message({{"redfox", 0}}).find("no vectors") != std::string::npos);
         QVERIFY(message({{"RedFox", 1}, {"redfox", 2}}).find("two embeddings") != std::string::npos);
+        QVERIFY(message({{"x<|endoftext|>", 1}}).find("end token") != std::string::npos);
     }
 };
 
