@@ -8,6 +8,7 @@
 #include "core/models/load.h"
 #include "core/models/runtime.h"
 #include "core/models/weights.h"
+#include "core/pipeline/textual_inversion.h"
 #include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
 
@@ -91,6 +92,7 @@ struct StableDiffusion::Impl {
     UNet2DConditionModel unet{nullptr};
     AutoencoderKL vae{nullptr};
     nlohmann::json scheduler_json;
+    std::vector<EmbeddingInfo> embeddings;
 
     std::unique_ptr<Scheduler> scheduler(const std::string& name, int steps, bool karras = false) const {
         // The model's scheduler config describes how it was trained (betas, prediction type); how
@@ -246,6 +248,8 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.vae_spelling = files.vae.spelling;
     if (!options.vae.empty())
         sd->set_vae(options.vae);
+    if (!options.embeddings.empty())
+        sd->set_embeddings(options.embeddings);
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return sd;
 }
@@ -263,6 +267,19 @@ std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
     info.warnings = v.warnings;
     return v.warnings;
 }
+
+std::vector<EmbeddingInfo> StableDiffusion::set_embeddings(const std::vector<std::string>& paths) {
+    c10::InferenceMode guard;
+    Impl& m = *impl_;
+    const auto files = read_embedding_files(paths, m.info.text_hidden);
+    *m.tokenizer = apply_embeddings(*m.tokenizer, m.text_encoder, files);
+    m.embeddings.clear();
+    for (const auto& f : files)
+        m.embeddings.push_back({f.path, f.trigger, static_cast<int>(f.vectors.size(0)), f.format});
+    return m.embeddings;
+}
+
+const std::vector<EmbeddingInfo>& StableDiffusion::embeddings() const { return impl_->embeddings; }
 
 const ModelInfo& StableDiffusion::info() const { return impl_->info; }
 const ClipTokenizer& StableDiffusion::tokenizer() const { return *impl_->tokenizer; }

@@ -19,6 +19,7 @@ struct RuntimeOptions {
     std::string dtype;           // "fp32", "fp16", "bf16"; empty: the device's default
     int threads = 0;             // CPU threads; 0: all cores
     std::string vae;             // a VAE to use instead of the model's own (see open_vae_files); empty: its own
+    std::vector<std::string> embeddings;  // textual-inversion files loaded after loading (set_embeddings)
 };
 
 struct GenerateRequest {
@@ -55,6 +56,14 @@ struct ModelInfo {
     std::vector<std::string> warnings;  // from loading (a VAE trained for another family, ...)
 };
 
+// A textual-inversion embedding loaded into the tokenizer and the text encoder.
+struct EmbeddingInfo {
+    std::string path;
+    std::string trigger;         // the word that stands for it in prompts
+    int vectors = 0;             // how many token positions it takes
+    std::string format;          // "kohya (emb_params)", "a1111 (string_to_param)", "diffusers (learned_embeds)"
+};
+
 struct EncodedImage {
     torch::Tensor mean;      // [1, 4, H/8, W/8]
     torch::Tensor logvar;    // [1, 4, H/8, W/8]
@@ -84,6 +93,11 @@ public:
     // the model's. Returns the warnings of opening it (also in info().warnings). Throws sdl::Error, and
     // keeps the current VAE then.
     std::vector<std::string> set_vae(const std::string& path);
+
+    // Loads exactly these textual-inversion embeddings, replacing the previous ones; their triggers
+    // become their vectors in prompts. Throws sdl::Error (nothing changed then) for a bad file.
+    std::vector<EmbeddingInfo> set_embeddings(const std::vector<std::string>& paths);
+    const std::vector<EmbeddingInfo>& embeddings() const;
 
     // [1, 77, D] for clip_skip 1 (after the final norm), or the (clip_skip)-th hidden state from the end.
     torch::Tensor encode_prompt(const std::string& prompt, int clip_skip = 1);
