@@ -152,6 +152,8 @@ int run_bench(Args& args) {
                      {"threads", at::get_num_threads()}};
     j["model"] = model;
     j["vae"] = sd->info().vae.empty() ? "model" : sd->info().vae_path;
+    for (const EmbeddingInfo& e : sd->embeddings())
+        j["embeddings"].push_back({{"path", e.path}, {"trigger", e.trigger}, {"vectors", e.vectors}});
     j["dtype"] = sd->info().dtype;
     j["size"] = {width, height};
     j["load_s"] = load_s;

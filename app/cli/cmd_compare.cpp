@@ -124,6 +124,7 @@ int run_compare(Args& args) {
     const auto out_dir = args.get("--out-dir");
     RuntimeOptions options = runtime_options(args);
     options.vae = fixed("--vae").value_or("");
+    options.embeddings = embedding_flags(args);
     args.finish();
 
     if (!listed.empty()) {
@@ -156,6 +157,8 @@ int run_compare(Args& args) {
     Json described = {{"vary", vary}, {"model", model}, {"runs", Json::array()}};
     if (!options.vae.empty())
         described["vae"] = options.vae;
+    if (!options.embeddings.empty())
+        described["embeddings"] = options.embeddings;
     for (int i = 0; i < runs; ++i)
         described["runs"].push_back(run_settings(comparison, static_cast<size_t>(i)));
     write_png(out, tensor_to_image(torch::cat(result.images, 2)), {{"comparison", dump(described)}});

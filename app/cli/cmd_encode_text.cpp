@@ -1,4 +1,5 @@
-// sdlens-cli encode-text --model PATH [--clip-skip N] [--device D] [--dtype T] --out FILE PROMPT...
+// sdlens-cli encode-text --model PATH [--clip-skip N] [--device D] [--dtype T] [--embedding FILE]...
+//                         --out FILE PROMPT...
 // The text encoder's output for each prompt, as the pipeline conditions on it.
 #include "app/cli/command.h"
 #include "app/cli/runtime_flags.h"
@@ -6,6 +7,7 @@
 #include "core/io/tensor_io.h"
 #include "core/models/load.h"
 #include "core/models/runtime.h"
+#include "core/pipeline/textual_inversion.h"
 #include "core/tokenizer/clip_tokenizer.h"
 #include "core/util/error.h"
 
@@ -25,7 +27,8 @@ int run_encode_text(sdl::cli::Args& args) {
     const std::string model = args.required("--model");
     const std::string out = args.required("--out");
     const int clip_skip = args.get_int("--clip-skip", 1);
-    const auto rt = sdl::cli::runtime_options(args);
+    auto rt = sdl::cli::runtime_options(args);
+    rt.embeddings = sdl::cli::embedding_flags(args);
     const std::vector<std::string> prompts = args.positionals();
     args.finish();
     if (prompts.empty())
@@ -38,7 +41,10 @@ int run_encode_text(sdl::cli::Args& args) {
         at::set_num_threads(rt.threads);
 
     const auto files = sdl::open_model_files(model);
-    const auto tokenizer = tokenizer_for(files.tokenizer);
+    torch::NoGradGuard no_grad;
+    auto encoder = sdl::load_text_encoder(files.text_encoder, dtype, device);
+    const auto embedding_files = sdl::read_embedding_files(rt.embeddings, encoder->config().hidden_size);
+    const auto tokenizer = sdl::apply_embeddings(tokenizer_for(files.tokenizer), encoder, embedding_files);
     std::vector<int64_t> ids;
     for (const auto& p : prompts) {
         const auto t = tokenizer.encode(p);
@@ -46,11 +52,14 @@ int run_encode_text(sdl::cli::Args& args) {
     }
     const auto input_ids = torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1});
 
-    torch::NoGradGuard no_grad;
-    auto encoder = sdl::load_text_encoder(files.text_encoder, dtype, device);
     const auto embeddings = encoder->encode(input_ids.to(device), clip_skip);  // [N, 77, D]
+    std::map<std::string, std::string> metadata{
+        {"model", model}, {"clip_skip", std::to_string(clip_skip)}, {"dtype", sdl::dtype_label(dtype)}};
+    if (!embedding_files.empty())
+        metadata["embeddings"] =
+            nlohmann::json(rt.embeddings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     sdl::save_tensors(out, {{"embeddings", embeddings.to(torch::kCPU, torch::kFloat)}, {"input_ids", input_ids}},
-                      {{"model", model}, {"clip_skip", std::to_string(clip_skip)}, {"dtype", sdl::dtype_label(dtype)}});
+                      metadata);
     return 0;
 }
 

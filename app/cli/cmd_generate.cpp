@@ -223,6 +223,9 @@ int run_generate(Args& args) {
         {"seed", std::to_string(r.seed)}, {"clip_skip", std::to_string(r.clip_skip)}, {"model", model},
         {"vae", sd->info().vae.empty() ? "model" : sd->info().vae_path},
         {"parameters", a1111_parameters(r, r.seed, model, sd->info().vae)}};
+    if (!options.embeddings.empty())
+        settings["embeddings"] =
+            nlohmann::json(options.embeddings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (trace_path) {
         write_trace(*trace_path, observer.trace(images, settings));
         summary["trace"] = *trace_path;

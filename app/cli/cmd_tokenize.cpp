@@ -1,7 +1,10 @@
-// sdlens-cli tokenize [--model PATH] PROMPT...
+// sdlens-cli tokenize [--model PATH] [--embedding FILE]... PROMPT...
 // One JSON object per prompt and line: what the text encoder will be fed, token by token.
 #include "app/cli/command.h"
+#include "app/cli/runtime_flags.h"
+#include "core/io/embedding_files.h"
 #include "core/io/hf_cache.h"
+#include "core/pipeline/textual_inversion.h"
 #include "core/tokenizer/clip_tokenizer.h"
 #include "core/util/error.h"
 
@@ -34,15 +37,19 @@ sdl::ClipTokenizer tokenizer_for(const std::optional<std::string>& model) {
 
 int run_tokenize(sdl::cli::Args& args) {
     const auto model = args.get("--model");
+    const auto embedding_paths = sdl::cli::embedding_flags(args);
     const std::vector<std::string> prompts = args.positionals();
     args.finish();
     if (prompts.empty())
-        throw sdl::UsageError("expected at least one PROMPT (sdlens-cli tokenize [--model PATH] PROMPT...)");
-    const sdl::ClipTokenizer tokenizer = tokenizer_for(model);
+        throw sdl::UsageError(
+            "expected at least one PROMPT (sdlens-cli tokenize [--model PATH] [--embedding FILE]... PROMPT...)");
+    // No text encoder here, so no width to check the vectors against: their count is what tokenizing needs.
+    const sdl::ClipTokenizer tokenizer =
+        sdl::tokenizer_with_embeddings(tokenizer_for(model), sdl::read_embedding_files(embedding_paths, 0));
     for (const auto& prompt : prompts) {
         const sdl::TokenizedPrompt t = tokenizer.encode(prompt);
         // Ordered so that a reader sees the prompt first and the long id lists after it.
-        const nlohmann::ordered_json line = {
+        nlohmann::ordered_json line = {
             {"prompt", t.prompt},
             {"input_ids", t.input_ids},
             {"attention_mask", t.attention_mask},
@@ -50,6 +57,8 @@ int run_tokenize(sdl::cli::Args& args) {
             {"untruncated_ids", t.untruncated_ids},
             {"truncated", t.truncated},
         };
+        if (!embedding_paths.empty())
+            line["embedding"] = t.embedding;
         // A prompt is whatever bytes the shell passed; invalid UTF-8 is shown as U+FFFD rather
         // than aborting the whole run.
         std::cout << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';

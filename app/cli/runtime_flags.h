@@ -1,6 +1,6 @@
 #pragma once
 // --device, --dtype and --threads, shared by every command that runs a network; --vae for those that
-// decode images.
+// decode images; --embedding for those that read prompts.
 #include "app/cli/args.h"
 #include "core/pipeline/pipeline.h"
 
@@ -22,9 +22,13 @@ inline void print_load_warnings(const StableDiffusion& sd) {
         std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
+// --embedding FILE, repeatable: textual-inversion files whose triggers stand for their vectors in prompts.
+inline std::vector<std::string> embedding_flags(Args& args) { return args.all("--embedding"); }
+
 inline RuntimeOptions runtime_options_with_vae(Args& args) {
     RuntimeOptions o = runtime_options(args);
     o.vae = args.get_or("--vae", "");
+    o.embeddings = embedding_flags(args);
     return o;
 }
 

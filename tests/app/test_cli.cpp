@@ -13,8 +13,10 @@
 #include "core/io/fake_hub.h"
 #include "fixtures/vae_fixtures.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace fs = std::filesystem;
 
@@ -336,6 +338,104 @@ private slots:
         const QString f = tmp_.filePath("model.ckpt");
         write_all(f, QByteArray("\x80\x02}q\x00.", 6));
         expectError({"inspect", f}, 1, "safetensors");
+    }
+
+    // Textual-inversion embeddings: tokenize expands triggers without loading a model, encode-text encodes a
+    // trigger exactly like the words whose rows it copies, generate lists them in its trace; bad files are
+    // refused on one line.
+private:
+    QString embeddingFile(const QString& name, const std::string& key, const std::vector<int64_t>& shape,
+                          sdl::DType dtype = sdl::DType::F32) {
+        size_t count = 1;
+        for (int64_t d : shape)
+            count *= static_cast<size_t>(d);
+        const std::vector<float> zeros(count);
+        const QString path = tmp_.filePath(name);
+        sdl::write_safetensors(path.toStdString(), {{key, dtype, shape, zeros.data(), count * sdl::dtype_size(dtype)}});
+        return path;
+    }
+    // redfox.safetensors: the tiny model's own F16 rows of "red</w>" and "fox</w>", as a kohya file.
+    QString redfoxFile() {
+        const auto ids = json(cli({"tokenize", "red fox"}).out.trimmed())["input_ids"].toArray();
+        const auto te = sdl::SafetensorsFile::open((kData + "/tiny-sd/text_encoder/model.safetensors").toStdString());
+        const sdl::TensorView& table = te->at("text_model.embeddings.token_embedding.weight");
+        const size_t row = static_cast<size_t>(table.shape[1]) * 2;
+        std::vector<uint8_t> rows;
+        for (int i : {1, 2}) {
+            const uint8_t* at = table.data + static_cast<size_t>(ids[i].toInt()) * row;
+            rows.insert(rows.end(), at, at + row);
+        }
+        const QString path = tmp_.filePath("redfox.safetensors");
+        sdl::write_safetensors(path.toStdString(),
+                               {{"emb_params", sdl::DType::F16, {2, table.shape[1]}, rows.data(), rows.size()}});
+        return path;
+    }
+
+private slots:
+    void tokenizeExpandsTriggersWithoutAModel() {
+        const QString f = embeddingFile("cat-toy.safetensors", "<cat-toy>", {3, 768});
+        const Run r = cli({"tokenize", "--embedding", f, "a <Cat-Toy> photo", "a photo"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto lines = r.out.trimmed().split('\n');
+        const auto o = json(lines[0]);
+        QCOMPARE(o["untruncated_ids"].toArray().size(), 7);
+        QCOMPARE(o["input_ids"].toArray()[2].toInt(), 49408);
+        QCOMPARE(o["input_ids"].toArray()[4].toInt(), 49410);
+        QCOMPARE(o["tokens"].toArray()[3].toString(), QString("<cat-toy:1>"));
+        QCOMPARE(o["embedding"].toArray()[2].toString(), QString("<cat-toy>"));
+        QCOMPARE(o["embedding"].toArray()[5].toString(), QString());
+        QVERIFY(!cli({"tokenize", "a photo"}).out.contains("embedding"));
+    }
+    void encodeTextTriggerEqualsTheWords() {
+        const QString out = tmp_.filePath("redfox-text.safetensors");
+        const Run r = cli({"encode-text", "--model", kData + "/tiny-sd", "--dtype", "fp32", "--embedding", redfoxFile(),
+                           "--out", out, "a photo of RedFox", "a photo of red fox"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto f = sdl::SafetensorsFile::open(out.toStdString());
+        const sdl::TensorView& e = f->at("embeddings");
+        QCOMPARE(e.shape, (std::vector<int64_t>{2, 77, 32}));
+        QVERIFY(std::memcmp(e.data, e.data + e.nbytes / 2, e.nbytes / 2) == 0);
+        QVERIFY(f->metadata().at("embeddings").find("redfox.safetensors") != std::string::npos);
+    }
+    void generateListsEmbeddingsInTheTrace() {
+        const QString trace = tmp_.filePath("redfox-trace.safetensors");
+        const Run r = cli({"generate", "--model", kData + "/tiny-sd", "--embedding", redfoxFile(), "--prompt",
+                           "a redfox", "--steps", "1", "--width", "64", "--height", "64", "--seed", "1", "--out",
+                           tmp_.filePath("redfox.png"), "--trace", trace});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(read_all(trace).contains("redfox.safetensors"));
+    }
+    void badEmbeddings() {
+        const QStringList tok = {"tokenize", "x", "--embedding"};
+        const QStringList gen = {"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1", "--width",
+                                 "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png"),
+                                 "--embedding"};
+        expectError(gen + QStringList{embeddingFile("wide.safetensors", "emb_params", {2, 768})}, 1, "768");
+        expectError(tok + QStringList{embeddingFile("sd2.safetensors", "emb_params", {2, 1024})}, 1, "2.x");
+        const QString sdxl = tmp_.filePath("sdxl-emb.safetensors");
+        const std::vector<float> g(2 * 1280), l(2 * 768);
+        sdl::write_safetensors(sdxl.toStdString(), {{"clip_g", sdl::DType::F32, {2, 1280}, g.data(), g.size() * 4},
+                                                    {"clip_l", sdl::DType::F32, {2, 768}, l.data(), l.size() * 4}});
+        expectError(tok + QStringList{sdxl}, 1, "SDXL");
+        const QString empty = tmp_.filePath("empty-emb.safetensors");
+        write_all(empty, QByteArray());
+        expectError(tok + QStringList{empty}, 1, "empty-emb.safetensors");
+        const QString nan = tmp_.filePath("nan-emb.safetensors");
+        const float values[2] = {1.0f, std::numeric_limits<float>::quiet_NaN()};
+        sdl::write_safetensors(nan.toStdString(), {{"emb_params", sdl::DType::F32, {1, 2}, values, sizeof values}});
+        expectError(tok + QStringList{nan}, 1, "NaN");
+        const QString pt = tmp_.filePath("redfox.pt");
+        write_all(pt, QByteArray("\x80\x02}q\x00.", 6));
+        expectError(tok + QStringList{pt}, 1, "string_to_param");
+        const QString a = embeddingFile("RedFox.safetensors", "emb_params", {1, 32});
+        const QString b = embeddingFile("other.safetensors", "redfox", {32});
+        expectError(tok + QStringList{a, "--embedding", b}, 1, "two embeddings");
+        expectError(tok + QStringList{embeddingFile("layout.safetensors", "weight", {4, 32, 3})}, 1, "dimensions");
+        const QString two = tmp_.filePath("two-emb.safetensors");
+        sdl::write_safetensors(two.toStdString(), {{"a", sdl::DType::F32, {1, 2}, values, sizeof values},
+                                                   {"b", sdl::DType::F32, {1, 2}, values, sizeof values}});
+        expectError(tok + QStringList{two}, 1, "emb_params");
+        expectError(tok + QStringList{tmp_.filePath("no-such-emb.safetensors")}, 1, "no-such-emb");
     }
 
     // VAEs: a swapped-in VAE is named in the PNG, compared side by side, described by inspect.
