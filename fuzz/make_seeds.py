@@ -96,6 +96,39 @@ def vae_file_seeds():
     put("vae_file", "diffusers-2022-conv", "\n".join(lines) + "\n")
 
 
+def lora_file_seeds():
+    """Each spelling with tiny-sd's shapes: a few layers of every kind, the refused kinds, and alphas."""
+    def pair(base, down, up, suffixes=(".lora_down.weight", ".lora_up.weight")):
+        return [f"{base}{suffixes[0]} F16 {' '.join(map(str, down))}", f"{base}{suffixes[1]} F16 {' '.join(map(str, up))}"]
+    kohya = (pair("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q", [4, 32], [32, 4])
+             + pair("lora_unet_down_blocks_1_attentions_0_proj_in", [4, 32, 1, 1], [32, 4, 1, 1])
+             + pair("lora_unet_mid_block_resnets_0_conv1", [4, 64, 3, 3], [64, 4, 1, 1])
+             + pair("lora_te_text_model_encoder_layers_0_mlp_fc1", [4, 32], [37, 4])
+             + ["lora_unet_down_blocks_1_attentions_0_proj_in.alpha F32",
+                "lora_te_text_model_encoder_layers_0_mlp_fc1.alpha F16 1"])
+    put("lora_file", "kohya", "\n".join(kohya) + "\n")
+    original = (pair("lora_unet_input_blocks_4_1_transformer_blocks_0_ff_net_0_proj", [8, 32], [256, 8])
+                + pair("lora_unet_input_blocks_4_0_in_layers_2", [8, 32, 3, 3], [32, 8, 1, 1])
+                + pair("lora_unet_middle_block_1_proj_out", [8, 64, 1, 1], [64, 8, 1, 1])
+                + pair("lora_unet_output_blocks_5_1_transformer_blocks_0_attn2_to_out_0", [8, 32], [32, 8])
+                + pair("lora_unet_output_blocks_2_0_skip_connection", [8, 128, 1, 1], [64, 8, 1, 1]))
+    put("lora_file", "kohya-original", "\n".join(original) + "\n")
+    peft = (pair("unet.up_blocks.1.attentions.2.transformer_blocks.0.attn1.to_k", [4, 32], [32, 4],
+                 (".lora_A.weight", ".lora_B.weight"))
+            + pair("text_encoder.text_model.encoder.layers.4.self_attn.out_proj", [4, 32], [32, 4],
+                   (".lora_A.weight", ".lora_B.weight")))
+    put("lora_file", "peft", "\n".join(peft) + "\n")
+    processors = (pair("down_blocks.0.attentions.1.transformer_blocks.0.attn2.processor.to_out_lora", [4, 32], [32, 4],
+                       (".down.weight", ".up.weight"))
+                  + pair("text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer", [4, 32],
+                         [32, 4], (".down.weight", ".up.weight")))
+    put("lora_file", "processors", "\n".join(processors) + "\n")
+    put("lora_file", "loha", "lora_unet_mid_block_attentions_0_proj_in.hada_w1_a F16 64 4\n"
+                             "lora_unet_mid_block_attentions_0_proj_in.hada_w1_b F16 4 64\n")
+    put("lora_file", "sdxl", "\n".join(pair("lora_te2_text_model_encoder_layers_0_mlp_fc1", [4, 1280], [5120, 4]))
+        + "\n")
+
+
 def embedding_file_seeds():
     put("embedding_file", "kohya", "emb_params F32 2 32\n")
     put("embedding_file", "a1111", "string_to_param.* F16 3 768\n")
@@ -171,6 +204,7 @@ if __name__ == "__main__":
     single_file_seeds()
     vae_file_seeds()
     embedding_file_seeds()
+    lora_file_seeds()
     tokenizer_seeds()
     image_seeds()
     scheduler_seeds()

@@ -152,6 +152,8 @@ int run_bench(Args& args) {
                      {"threads", at::get_num_threads()}};
     j["model"] = model;
     j["vae"] = sd->info().vae.empty() ? "model" : sd->info().vae_path;
+    for (const LoraReport& l : sd->loras())
+        j["loras"].push_back({{"path", l.path}, {"strength", l.strength}, {"layers", l.layers.size()}});
     for (const EmbeddingInfo& e : sd->embeddings())
         j["embeddings"].push_back({{"path", e.path}, {"trigger", e.trigger}, {"vectors", e.vectors}});
     j["dtype"] = sd->info().dtype;

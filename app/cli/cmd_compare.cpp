@@ -89,6 +89,8 @@ Json run_settings(const Comparison& c, size_t i) {
               {"seed", r.seed}, {"width", r.width}, {"height", r.height}, {"clip_skip", r.clip_skip}};
     if (!c.vaes.empty())
         j["vae"] = c.vaes[i].empty() ? "model" : c.vaes[i];
+    if (!c.lora_strengths.empty())
+        j["lora_strength"] = c.lora_strengths[i];
     return j;
 }
 
@@ -124,6 +126,7 @@ int run_compare(Args& args) {
     const auto out_dir = args.get("--out-dir");
     RuntimeOptions options = runtime_options(args);
     options.vae = fixed("--vae").value_or("");
+    options.loras = lora_flags(args);
     options.embeddings = embedding_flags(args);
     args.finish();
 
@@ -145,6 +148,9 @@ int run_compare(Args& args) {
     const Comparison comparison = make_comparison(base, vary, values);
     if (!prompt && vary != "prompt")
         throw UsageError("missing required flag --prompt");
+    if (vary == "lora" && options.loras.size() != 1)
+        throw UsageError("--vary lora varies the strength of exactly one --lora FILE; " +
+                         std::to_string(options.loras.size()) + " given");
     if (!seed_arg)
         std::fprintf(stderr, "seed: %llu\n", static_cast<unsigned long long>(base.seed));
 
@@ -157,6 +163,8 @@ int run_compare(Args& args) {
     Json described = {{"vary", vary}, {"model", model}, {"runs", Json::array()}};
     if (!options.vae.empty())
         described["vae"] = options.vae;
+    for (const LoraSpec& l : options.loras)
+        described["loras"].push_back({{"path", l.path}, {"strength", l.strength}});
     if (!options.embeddings.empty())
         described["embeddings"] = options.embeddings;
     for (int i = 0; i < runs; ++i)
@@ -178,6 +186,8 @@ int run_compare(Args& args) {
                     {"latent_difference", result.latent_difference[i]}};
         if (!comparison.vaes.empty())
             run["vae"] = comparison.vaes[i].empty() ? "model" : comparison.vaes[i];
+        if (!comparison.lora_strengths.empty())
+            run["lora_strength"] = comparison.lora_strengths[i];
         if (out_dir) {
             const auto path = (std::filesystem::path(*out_dir) / ("run-" + std::to_string(i + 1) + ".png")).string();
             write_png(path, tensor_to_image(result.images[i]),

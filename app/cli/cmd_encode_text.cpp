@@ -1,5 +1,5 @@
-// sdlens-cli encode-text --model PATH [--clip-skip N] [--device D] [--dtype T] [--embedding FILE]...
-//                         --out FILE PROMPT...
+// sdlens-cli encode-text --model PATH [--clip-skip N] [--device D] [--dtype T] [--lora FILE[:STRENGTH]]...
+//                         [--embedding FILE]... --out FILE PROMPT...
 // The text encoder's output for each prompt, as the pipeline conditions on it.
 #include "app/cli/command.h"
 #include "app/cli/runtime_flags.h"
@@ -28,6 +28,7 @@ int run_encode_text(sdl::cli::Args& args) {
     const std::string out = args.required("--out");
     const int clip_skip = args.get_int("--clip-skip", 1);
     auto rt = sdl::cli::runtime_options(args);
+    rt.loras = sdl::cli::lora_flags(args);
     rt.embeddings = sdl::cli::embedding_flags(args);
     const std::vector<std::string> prompts = args.positionals();
     args.finish();
@@ -43,6 +44,7 @@ int run_encode_text(sdl::cli::Args& args) {
     const auto files = sdl::open_model_files(model);
     torch::NoGradGuard no_grad;
     auto encoder = sdl::load_text_encoder(files.text_encoder, dtype, device);
+    sdl::cli::apply_loras_alone(rt.loras, encoder.get(), nullptr);
     const auto embedding_files = sdl::read_embedding_files(rt.embeddings, encoder->config().hidden_size);
     const auto tokenizer = sdl::apply_embeddings(tokenizer_for(files.tokenizer), encoder, embedding_files);
     std::vector<int64_t> ids;
@@ -55,6 +57,8 @@ int run_encode_text(sdl::cli::Args& args) {
     const auto embeddings = encoder->encode(input_ids.to(device), clip_skip);  // [N, 77, D]
     std::map<std::string, std::string> metadata{
         {"model", model}, {"clip_skip", std::to_string(clip_skip)}, {"dtype", sdl::dtype_label(dtype)}};
+    if (!rt.loras.empty())
+        metadata["loras"] = sdl::cli::loras_json(rt.loras);
     if (!embedding_files.empty())
         metadata["embeddings"] =
             nlohmann::json(rt.embeddings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

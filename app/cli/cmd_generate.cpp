@@ -118,8 +118,11 @@ std::string format_number(double v) {
     return s.str();
 }
 
-// AUTOMATIC1111's "parameters" text: other SD tools read a PNG's settings from it.
-std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std::string& model, const std::string& vae) {
+// AUTOMATIC1111's "parameters" text: other SD tools read a PNG's settings from it. A1111 writes LoRAs
+// as <lora:name:strength> in the prompt; the prompt here is the one the text encoder saw, so they go in
+// a "Lora" field of their own, quoted (as A1111 quotes a value with commas) when there are several.
+std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std::string& model, const std::string& vae,
+                             const std::vector<LoraReport>& loras) {
     std::ostringstream s;
     s << r.prompt << "\n";
     if (!r.negative_prompt.empty())
@@ -129,6 +132,12 @@ std::string a1111_parameters(const GenerateRequest& r, uint64_t seed, const std:
       << r.height << ", Model: " << std::filesystem::path(model).filename().string();
     if (!vae.empty())
         s << ", VAE: " << vae;
+    if (!loras.empty()) {
+        std::string list;
+        for (const LoraReport& l : loras)
+            list += (list.empty() ? "" : ", ") + l.name + ":" + format_number(l.strength);
+        s << ", Lora: " << (loras.size() > 1 ? "\"" + list + "\"" : list);
+    }
     if (r.clip_skip != 1)
         s << ", Clip skip: " << r.clip_skip;
     if (r.init_image.defined())
@@ -211,8 +220,11 @@ int run_generate(Args& args) {
     nlohmann::json summary;
     summary["seed"] = r.seed;
     summary["seconds"] = seconds;
+    for (const LoraReport& l : sd->loras())
+        summary["loras"].push_back(
+            {{"path", l.path}, {"format", l.format}, {"strength", l.strength}, {"layers", l.layers.size()}});
     for (int i = 0; i < images.size(0); ++i) {
-        const std::string params = a1111_parameters(r, r.seed + i, model, sd->info().vae);
+        const std::string params = a1111_parameters(r, r.seed + i, model, sd->info().vae, sd->loras());
         write_png(nth_path(out, i), tensor_to_image(images[i]), {{"parameters", params}});
         summary["images"].push_back(nth_path(out, i));
     }
@@ -222,7 +234,9 @@ int run_generate(Args& args) {
         {"height", std::to_string(r.height)}, {"scheduler", r.scheduler}, {"karras", r.karras ? "1" : "0"},
         {"seed", std::to_string(r.seed)}, {"clip_skip", std::to_string(r.clip_skip)}, {"model", model},
         {"vae", sd->info().vae.empty() ? "model" : sd->info().vae_path},
-        {"parameters", a1111_parameters(r, r.seed, model, sd->info().vae)}};
+        {"parameters", a1111_parameters(r, r.seed, model, sd->info().vae, sd->loras())}};
+    if (!options.loras.empty())
+        settings["loras"] = loras_json(options.loras);
     if (!options.embeddings.empty())
         settings["embeddings"] =
             nlohmann::json(options.embeddings).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

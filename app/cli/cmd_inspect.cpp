@@ -1,9 +1,11 @@
 // sdlens-cli inspect PATH [--load fp32|fp16|bf16]
 // What a model path holds, as JSON: layout, per component its config, dtypes, tensor and
 // parameter counts and the keys deliberately ignored; the tokenizer source; for a VAE, which key
-// spelling it uses. A path that is no model but a VAE (file or folder) is described as one. --load also converts
+// spelling it uses. A path that is no model but a VAE (file or folder) or a LoRA is described as one (a LoRA:
+// its format, ranks, alphas, and how many layers it changes per network and U-Net level). --load also converts
 // every tensor (keeping them all, as a pipeline would) to check the data and time the load.
 #include "app/cli/command.h"
+#include "core/io/lora_files.h"
 #include "core/io/model_files.h"
 #include "core/io/tensor_io.h"
 #include "core/io/vae_files.h"
@@ -18,6 +20,8 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <map>
+#include <set>
 
 namespace {
 
@@ -55,6 +59,51 @@ nlohmann::json key_check(const sdl::ComponentFiles& c) {
             {"misshapen", check.misshapen}};
 }
 
+bool looks_like_lora(const std::string& path) {
+    try {
+        return sdl::is_lora_file(*sdl::SafetensorsFile::open(path));
+    } catch (const sdl::Error&) {
+        return false;
+    }
+}
+
+nlohmann::json describe_lora(const sdl::LoraFile& f) {
+    std::set<int64_t> ranks;
+    std::set<double> alphas;
+    std::map<std::string, int64_t> dtypes;
+    uint64_t bytes = 0;
+    std::map<std::string, int64_t> layers, levels;
+    for (const auto& l : f.layers) {
+        ranks.insert(l.rank);
+        alphas.insert(l.alpha);
+        for (const auto* v : {&l.down, &l.up}) {
+            ++dtypes[sdl::dtype_name(v->dtype)];
+            bytes += v->nbytes;
+        }
+        ++layers[sdl::lora_network_name(l.network)];
+        if (l.network == sdl::LoraNetwork::Unet) {
+            const std::string level = sdl::unet_level(l.module);
+            ++levels[level.empty() ? "outside the blocks" : level];
+        }
+    }
+    nlohmann::json networks = nlohmann::json::object();
+    for (const auto& [network, count] : layers)
+        networks[network]["layers"] = count;
+    if (!levels.empty())
+        networks["unet"]["levels"] = levels;
+    return {{"path", f.path},
+            {"layout", "lora"},
+            {"format", f.format},
+            {"rank", ranks.empty() ? 0 : *ranks.rbegin()},
+            {"ranks", ranks},
+            {"alpha", f.layers.empty() ? 0.0 : f.layers.front().alpha},
+            {"alphas", alphas},
+            {"layers", f.layers.size()},
+            {"networks", networks},
+            {"dtypes", dtypes},
+            {"bytes", bytes}};
+}
+
 std::string tokenizer_source(const sdl::TokenizerFiles& t) {
     if (!t.vocab_json.empty())
         return "vocab.json+merges.txt";
@@ -78,12 +127,16 @@ int run_inspect(sdl::cli::Args& args) {
     try {
         m = sdl::open_model_files(pos[0]);
     } catch (const sdl::Error& model_error) {
-        // Not a model: perhaps a VAE. If it is neither, the model's error says more.
+        // Not a model: perhaps a VAE or a LoRA. If it is neither, the model's error says more.
         sdl::VaeFiles v;
         try {
             v = sdl::open_vae_files(pos[0]);
         } catch (const sdl::Error&) {
-            throw model_error;
+            if (!looks_like_lora(pos[0]))
+                throw model_error;
+            const auto d = describe_lora(sdl::read_lora_file(pos[0]));
+            std::cout << d.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+            return 0;
         }
         auto d = describe(v.files);
         d["keys"] = key_check(v.files);

@@ -1,4 +1,5 @@
 // sdlens-cli unet --model PATH --sample FILE:KEY --context FILE:KEY --timestep T --out FILE
+//                  [--lora FILE[:STRENGTH]]...
 // One U-Net call. T is a number (the whole batch) or FILE:KEY (one timestep per sample).
 #include "app/cli/command.h"
 #include "app/cli/runtime_flags.h"
@@ -28,7 +29,8 @@ int run_unet(sdl::cli::Args& args) {
     const std::string context_arg = args.required("--context");
     const std::string timestep_arg = args.required("--timestep");
     const std::string out = args.required("--out");
-    const auto rt = sdl::cli::runtime_options(args);
+    auto rt = sdl::cli::runtime_options(args);
+    rt.loras = sdl::cli::lora_flags(args);
     args.finish();
     const auto device = sdl::parse_device(rt.device);
     const auto dtype = sdl::parse_dtype(rt.dtype, device);
@@ -41,9 +43,13 @@ int run_unet(sdl::cli::Args& args) {
     const auto files = sdl::open_model_files(model);
     torch::NoGradGuard no_grad;
     auto unet = sdl::load_unet(files.unet, dtype, device);
+    sdl::cli::apply_loras_alone(rt.loras, nullptr, unet.get());
     const auto result = unet->forward(sample, timestep, context);
-    sdl::save_tensors(out, {{"out", result.to(torch::kCPU, torch::kFloat)}},
-                      {{"model", model}, {"timestep", timestep_arg}, {"dtype", sdl::dtype_label(dtype)}});
+    std::map<std::string, std::string> metadata{
+        {"model", model}, {"timestep", timestep_arg}, {"dtype", sdl::dtype_label(dtype)}};
+    if (!rt.loras.empty())
+        metadata["loras"] = sdl::cli::loras_json(rt.loras);
+    sdl::save_tensors(out, {{"out", result.to(torch::kCPU, torch::kFloat)}}, metadata);
     return 0;
 }
 

@@ -189,7 +189,7 @@ void refuse_foreign(const std::string& path, const std::string& key) {
     if (ends_with(key, ".on_input"))
         refuse("this is an (IA)^3 network, which SD Lens does not apply");
     if (starts_with(key, "lora_te1_") || starts_with(key, "lora_te2_") || starts_with(key, "text_encoder_2."))
-        refuse("this is an SDXL LoRA (it has keys for SDXL's second text encoder); SD Lens opens SD 1.x models");
+        refuse("this is an SDXL LoRA (it has keys for SDXL's second text encoder)");
 }
 
 // ---- tensors ----------------------------------------------------------------------------------

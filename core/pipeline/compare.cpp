@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 namespace sdl {
@@ -35,6 +36,16 @@ double parse_guidance(const std::string& text) {
     const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v) || v < 0)
         throw UsageError("guidance value '" + text + "' is not a number >= 0");
+    return v;
+}
+
+// Any finite strength: negative ones invert a LoRA, ones above 1 exaggerate it.
+double parse_lora_strength(const std::string& text) {
+    const std::string t = trimmed(text);
+    double v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v))
+        throw UsageError("LoRA strength '" + text + "' is not a number");
     return v;
 }
 
@@ -104,8 +115,9 @@ double mean_abs_difference(const torch::Tensor& a, const torch::Tensor& b) {
 
 Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
                            const std::vector<std::string>& values) {
-    if (vary != "prompt" && vary != "guidance" && vary != "scheduler" && vary != "steps" && vary != "vae")
-        throw UsageError("cannot vary '" + vary + "' (expected prompt, guidance, scheduler, steps or vae)");
+    if (vary != "prompt" && vary != "guidance" && vary != "scheduler" && vary != "steps" && vary != "vae" &&
+        vary != "lora")
+        throw UsageError("cannot vary '" + vary + "' (expected prompt, guidance, scheduler, steps, vae or lora)");
     if (values.size() < 2)
         throw UsageError("comparing " + vary + " needs at least two values (got " + std::to_string(values.size()) +
                          ")");
@@ -127,6 +139,9 @@ Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
         } else if (vary == "steps") {
             r.steps = parse_steps(values[i]);
             c.labels.push_back("steps " + std::to_string(r.steps));
+        } else if (vary == "lora") {
+            c.lora_strengths.push_back(parse_lora_strength(values[i]));
+            c.labels.push_back("lora " + format_number(c.lora_strengths.back()));
         } else {
             const std::string path = trimmed(values[i]);
             if (path.empty())
@@ -184,15 +199,14 @@ ComparisonResult compare_vaes(StableDiffusion& sd, const Comparison& comparison,
     return result;
 }
 
-} // namespace
-
-ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer) {
-    c10::InferenceMode guard;
-    if (comparison.vary == "vae")
-        return compare_vaes(sd, comparison, observer);
+// One generation per request; before_run (when set) changes the model for run i first.
+ComparisonResult compare_runs(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer,
+                              const std::function<void(size_t)>& before_run) {
     ComparisonResult result;
     std::vector<torch::Tensor> first_latents;
     for (size_t i = 0; i < comparison.requests.size(); ++i) {
+        if (before_run)
+            before_run(i);
         observer.on_run(static_cast<int>(i), i < comparison.labels.size() ? comparison.labels[i] : std::string());
         Forwarder forward(observer);
         const auto t0 = std::chrono::steady_clock::now();
@@ -224,6 +238,40 @@ ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& compariso
         result.images.push_back(image);
     }
     return result;
+}
+
+// The one LoRA applied, at each strength in turn; afterwards the model has what it had before.
+ComparisonResult compare_lora_strengths(StableDiffusion& sd, const Comparison& comparison,
+                                        ComparisonObserver& observer) {
+    std::vector<LoraSpec> before;
+    for (const LoraReport& r : sd.loras())
+        before.push_back({r.path, r.strength});
+    if (before.size() != 1)
+        throw UsageError("comparing LoRA strengths needs exactly one LoRA applied (--lora FILE); " +
+                         std::to_string(before.size()) + " are");
+    if (comparison.lora_strengths.size() != comparison.requests.size())
+        throw UsageError("a LoRA comparison needs one strength per run");
+    try {
+        ComparisonResult result = compare_runs(sd, comparison, observer, [&](size_t i) {
+            sd.set_loras({{before.front().path, comparison.lora_strengths[i]}});
+        });
+        sd.set_loras(before);
+        return result;
+    } catch (...) {
+        sd.set_loras(before);
+        throw;
+    }
+}
+
+} // namespace
+
+ComparisonResult run_comparison(StableDiffusion& sd, const Comparison& comparison, ComparisonObserver& observer) {
+    c10::InferenceMode guard;
+    if (comparison.vary == "vae")
+        return compare_vaes(sd, comparison, observer);
+    if (comparison.vary == "lora")
+        return compare_lora_strengths(sd, comparison, observer);
+    return compare_runs(sd, comparison, observer, nullptr);
 }
 
 } // namespace sdl

@@ -10,15 +10,17 @@
 namespace sdl {
 
 struct Comparison {
-    std::string vary;                       // "prompt", "guidance", "scheduler", "steps" or "vae"
+    std::string vary;                       // "prompt", "guidance", "scheduler", "steps", "vae" or "lora"
     std::vector<std::string> labels;        // one per run: "guidance 7.5", "scheduler euler_a", ...
     std::vector<GenerateRequest> requests;  // the base request with that one setting replaced; count 1
     std::vector<std::string> vaes;          // vary "vae": per run, the VAE's path ("" for the model's own)
+    std::vector<double> lora_strengths;     // vary "lora": per run, the strength of the one LoRA applied
 };
 
 // Throws UsageError naming what cannot be compared: an unknown `vary`, fewer than two values, a value
 // that does not parse (guidance "abc", steps 0, an unknown scheduler). VAE values are paths, or "model"
-// for the model's own VAE.
+// for the model's own VAE. LoRA values are strengths for the one LoRA applied to the model (any finite
+// number); run_comparison applies each in turn and puts back what was applied before.
 Comparison make_comparison(const GenerateRequest& base, const std::string& vary,
                            const std::vector<std::string>& values);
 

@@ -6,6 +6,7 @@
 #include "core/models/clip_text_model.h"
 #include "core/models/unet_2d_condition.h"
 #include "core/models/load.h"
+#include "core/models/lora.h"
 #include "core/models/runtime.h"
 #include "core/models/weights.h"
 #include "core/pipeline/textual_inversion.h"
@@ -16,7 +17,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -91,6 +94,14 @@ struct StableDiffusion::Impl {
     ClipTextModel text_encoder{nullptr};
     UNet2DConditionModel unet{nullptr};
     AutoencoderKL vae{nullptr};
+    // The LoRAs applied, each prepared once (re-read when its file changes) and merged into the weights.
+    struct AppliedLora {
+        std::shared_ptr<const PreparedLora> lora;
+        std::filesystem::file_time_type written;
+    };
+    std::vector<AppliedLora> applied_loras;
+    LoraMerger lora_merger;
+    std::vector<LoraReport> lora_reports;
     nlohmann::json scheduler_json;
     std::vector<EmbeddingInfo> embeddings;
 
@@ -248,6 +259,8 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.vae_spelling = files.vae.spelling;
     if (!options.vae.empty())
         sd->set_vae(options.vae);
+    if (!options.loras.empty())
+        sd->set_loras(options.loras);
     if (!options.embeddings.empty())
         sd->set_embeddings(options.embeddings);
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -267,6 +280,55 @@ std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
     info.warnings = v.warnings;
     return v.warnings;
 }
+
+std::vector<LoraReport> StableDiffusion::set_loras(const std::vector<LoraSpec>& loras) {
+    c10::InferenceMode guard;
+    Impl& m = *impl_;
+    std::vector<Impl::AppliedLora> prepared;
+    for (const LoraSpec& spec : loras) {
+        if (!std::isfinite(spec.strength))
+            throw UsageError(spec.path + ": the LoRA strength must be a finite number");
+        std::error_code ec;
+        const auto written = std::filesystem::last_write_time(spec.path, ec);
+        const auto same = std::find_if(m.applied_loras.begin(), m.applied_loras.end(), [&](const Impl::AppliedLora& a) {
+            return a.lora->path == spec.path && !ec && a.written == written;
+        });
+        if (same != m.applied_loras.end())
+            prepared.push_back(*same);
+        else
+            prepared.push_back({std::make_shared<const PreparedLora>(
+                                    prepare_lora(read_lora_file(spec.path), m.text_encoder.get(), m.unet.get())),
+                                written});
+    }
+    std::vector<LoraMerger::Applied> applied;
+    for (size_t i = 0; i < loras.size(); ++i)
+        applied.push_back({prepared[i].lora.get(), loras[i].strength});
+    std::vector<std::vector<double>> changes;
+    try {
+        changes = m.lora_merger.merge(m.text_encoder.get(), m.unet.get(), applied);
+    } catch (...) {
+        // The merger has put every base weight back.
+        m.applied_loras.clear();
+        m.lora_reports.clear();
+        throw;
+    }
+    std::vector<LoraReport> reports;
+    for (size_t i = 0; i < loras.size(); ++i) {
+        const PreparedLora& p = *prepared[i].lora;
+        LoraReport r{p.path, p.name, p.format, p.rank, p.alpha, loras[i].strength, {}};
+        for (size_t j = 0; j < p.layers.size(); ++j) {
+            const LoraDelta& d = p.layers[j];
+            const bool unet = d.network == LoraNetwork::Unet;
+            r.layers.push_back({lora_network_name(d.network), d.module, unet ? unet_level(d.module) : "", changes[i][j]});
+        }
+        reports.push_back(std::move(r));
+    }
+    m.applied_loras = std::move(prepared);
+    m.lora_reports = reports;
+    return reports;
+}
+
+const std::vector<LoraReport>& StableDiffusion::loras() const { return impl_->lora_reports; }
 
 std::vector<EmbeddingInfo> StableDiffusion::set_embeddings(const std::vector<std::string>& paths) {
     c10::InferenceMode guard;

@@ -14,11 +14,18 @@
 
 namespace sdl {
 
+// A LoRA to apply: its file and how strongly (negative and above 1 allowed).
+struct LoraSpec {
+    std::string path;
+    double strength = 1.0;
+};
+
 struct RuntimeOptions {
     std::string device = "cpu";  // "cpu" or "cuda"
     std::string dtype;           // "fp32", "fp16", "bf16"; empty: the device's default
     int threads = 0;             // CPU threads; 0: all cores
     std::string vae;             // a VAE to use instead of the model's own (see open_vae_files); empty: its own
+    std::vector<LoraSpec> loras;          // applied after loading (set_loras)
     std::vector<std::string> embeddings;  // textual-inversion files loaded after loading (set_embeddings)
 };
 
@@ -54,6 +61,24 @@ struct ModelInfo {
     std::string vae;               // the VAE in use: empty for the model's own, else its name
     std::string vae_path;          // and where it came from
     std::vector<std::string> warnings;  // from loading (a VAE trained for another family, ...)
+};
+
+// What one applied LoRA changes, layer by layer: where in the networks it acts.
+struct LoraLayerReport {
+    std::string network;         // "text_encoder" or "unet"
+    std::string module;          // SD Lens' (diffusers) module name: "down_blocks.1.attentions.0.proj_in"
+    std::string level;           // U-Net resolution level: "down 0", "mid", "up 2"; "" for the text encoder
+    double relative_change = 0;  // ||strength * scale * up @ down|| / ||W|| (Frobenius)
+};
+
+struct LoraReport {
+    std::string path;
+    std::string name;            // the file's stem
+    std::string format;          // "kohya", "kohya (original names)", "peft", "diffusers (attention processors)"
+    int64_t rank = 0;            // the largest rank among its layers
+    double alpha = 0;            // alpha of its first layer (alpha = rank where the file has none)
+    double strength = 1.0;
+    std::vector<LoraLayerReport> layers;
 };
 
 // A textual-inversion embedding loaded into the tokenizer and the text encoder.
@@ -93,6 +118,13 @@ public:
     // the model's. Returns the warnings of opening it (also in info().warnings). Throws sdl::Error, and
     // keeps the current VAE then.
     std::vector<std::string> set_vae(const std::string& path);
+
+    // Applies exactly these LoRAs to the text encoder and U-Net, replacing whatever was applied before,
+    // from the base weights kept aside: after any sequence of calls, set_loras({}) gives the base weights
+    // bit for bit. Throws sdl::Error for a file that is not an SD 1.x LoRA (the LoRAs applied before
+    // stay applied then). A file is prepared once and kept while applied, re-read when it changes.
+    std::vector<LoraReport> set_loras(const std::vector<LoraSpec>& loras);
+    const std::vector<LoraReport>& loras() const;
 
     // Loads exactly these textual-inversion embeddings, replacing the previous ones; their triggers
     // become their vectors in prompts. Throws sdl::Error (nothing changed then) for a bad file.

@@ -1,5 +1,8 @@
 // sdlens-cli as scripts use it: the output contract of each command, and the bad-input table
 // (one line on stderr, exit 1 for bad data, 2 for a bad command line, header problems found fast).
+// Torch before Qt: Qt's `slots` macro breaks torch's headers.
+#include "fixtures/lora_fixtures.h"
+
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
@@ -529,6 +532,98 @@ private slots:
                                                      sdl::DType::F32, {2, 2}, w, sizeof w}});
         expectError(gen + QStringList{lora}, 1, "LoRA");
         expectError(gen + QStringList{tmp_.filePath("no-vae")}, 1, "no-vae");
+    }
+
+    // LoRAs: applied by generate/compare/encode-text/unet, named in the PNG and the trace, compared by
+    // strength, described by inspect; bad ones refused in one line.
+private:
+    // A kohya LoRA for every kind of tiny-sd layer, written once per name.
+    QString loraFile(const QString& name) {
+        const QString path = tmp_.filePath(name);
+        if (!QFile::exists(path))
+            lora_fixtures::write_lora(path.toStdString(), lora_fixtures::tiny_layers(), lora_fixtures::Spelling::Kohya);
+        return path;
+    }
+
+private slots:
+    void generateWithLorasNamesThem() {
+        const QString a = loraFile("style.safetensors"), out = tmp_.filePath("lora.png"), trace = tmp_.filePath("lora-trace.safetensors");
+        fs::create_directories(tmp_.filePath("dir:with:colons").toStdString());
+        const QString b = tmp_.filePath("dir:with:colons/detail.safetensors");
+        fs::copy_file(a.toStdString(), b.toStdString());
+        const Run r = cli({"generate", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--steps", "2", "--width",
+                           "64", "--height", "64", "--seed", "1", "--out", out, "--trace", trace, "--lora", a + ":0.8",
+                           "--lora", b});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto loras = json(r.out)["loras"].toArray();
+        QCOMPARE(loras.size(), 2);
+        QCOMPARE(loras[0].toObject()["strength"].toDouble(), 0.8);
+        QCOMPARE(loras[1].toObject()["path"].toString(), b);
+        QCOMPARE(loras[1].toObject()["strength"].toDouble(), 1.0);
+        QCOMPARE(loras[0].toObject()["format"].toString(), QString("kohya"));
+        QVERIFY(read_all(out).contains("Lora: \"style:0.8, detail:1\""));
+        QVERIFY(read_all(trace).contains("\"loras\""));
+    }
+    void compareVariesTheLoraStrength() {
+        const QString a = loraFile("style.safetensors"), strip = tmp_.filePath("lora-strip.png");
+        const Run r = cli({"compare", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--vary", "lora",
+                           "--values", "0,0.5,1", "--lora", a, "--steps", "2", "--width", "64", "--height", "48",
+                           "--seed", "3", "--out", strip});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto runs = json(r.out)["runs"].toArray();
+        QCOMPARE(runs.size(), 3);
+        QCOMPARE(runs[1].toObject()["label"].toString(), QString("lora 0.5"));
+        QCOMPARE(runs[2].toObject()["lora_strength"].toDouble(), 1.0);
+        QVERIFY(runs[2].toObject()["image_difference"].toDouble() > 0);
+        QCOMPARE(qFromBigEndian<quint32>(read_all(strip).constData() + 16), quint32(3 * 64));
+        expectError({"compare", "--model", kData + "/tiny-sd", "--prompt", "x", "--vary", "lora", "--values", "0,1",
+                     "--steps", "1", "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    2, "exactly one --lora");
+    }
+    void inspectDescribesALora() {
+        const Run r = cli({"inspect", loraFile("style.safetensors")});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const auto o = json(r.out);
+        QCOMPARE(o["layout"].toString(), QString("lora"));
+        QCOMPARE(o["format"].toString(), QString("kohya"));
+        QCOMPARE(o["rank"].toInt(), 4);
+        QCOMPARE(o["alpha"].toDouble(), 2.0);
+        const auto networks = o["networks"].toObject();
+        QCOMPARE(networks["text_encoder"].toObject()["layers"].toInt(), 30);
+        const auto unet = networks["unet"].toObject();
+        QCOMPARE(o["layers"].toInt(), 30 + unet["layers"].toInt());
+        QVERIFY(unet["levels"].toObject()["mid"].toInt() > 0);
+    }
+    void networksAloneTakeLoras() {
+        const QString a = loraFile("style.safetensors");
+        const QString plain = tmp_.filePath("emb.safetensors"), with = tmp_.filePath("emb-lora.safetensors");
+        QCOMPARE(cli({"encode-text", "--model", kData + "/tiny-sd", "--out", plain, "a red fox"}).code, 0);
+        const Run r = cli({"encode-text", "--model", kData + "/tiny-sd", "--out", with, "--lora", a + ":1.5", "a red fox"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(r.err.contains("U-Net layers do not act here"));
+        const auto metadata = sdl::SafetensorsFile::open(with.toStdString())->metadata();
+        QVERIFY(metadata.at("loras").find("\"strength\":1.5") != std::string::npos);
+        QVERIFY(read_all(with) != read_all(plain));
+    }
+    void badLoras() {
+        const QStringList gen = {"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1", "--width",
+                                 "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png"), "--lora"};
+        const QString loha = tmp_.filePath("loha.safetensors");
+        const float w[4] = {};
+        sdl::write_safetensors(loha.toStdString(), {{"lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a",
+                                                     sdl::DType::F32, {2, 2}, w, sizeof w}});
+        expectError(gen + QStringList{loha}, 1, "LoHa");
+        const QString sdxl = tmp_.filePath("sdxl-lora.safetensors");
+        sdl::write_safetensors(sdxl.toStdString(), {{"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+                                                     sdl::DType::F32, {2, 2}, w, sizeof w}});
+        expectError(gen + QStringList{sdxl}, 1, "SDXL");
+        expectError(gen + QStringList{tmp_.filePath("absent-lora.safetensors")}, 1, "absent-lora.safetensors");
+        expectError(gen + QStringList{loraFile("style.safetensors") + ":nan"}, 2, "finite");
+        expectError(gen + QStringList{":0.5"}, 2, "FILE[:STRENGTH]");
+        expectError(gen + QStringList{kData + "/tiny-sd.single-file.safetensors"}, 1, "not a LoRA");
+        const QString pickle = tmp_.filePath("lora.ckpt");
+        write_all(pickle, QByteArray("\x80\x02}q\x00.", 6));
+        expectError(gen + QStringList{pickle}, 1, "pickle");
     }
 
     // Odd but valid prompts work.
