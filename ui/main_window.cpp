@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "core/io/safetensors.h"
+#include "ui/lora_panel.h"
 #include "ui/model_picker.h"
 #include "ui/sample_image.h"
 #include "ui/settings_panel.h"
@@ -10,6 +11,7 @@
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/latents_view.h"
+#include "ui/views/lora_view.h"
 #include "ui/views/progression_view.h"
 #include "ui/views/schedule_view.h"
 #include "ui/views/tokens_view.h"
@@ -36,6 +38,7 @@
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScrollArea>
 #include <QSettings>
 #include <QShortcut>
 #include <QSplitter>
@@ -52,7 +55,7 @@ namespace {
 const char* kStageNames[] = {"1  Tokens",        "2  Embeddings",       "3  Latents",
                              "4  Noise schedule", "5  Noise progression", "6  One U-Net step",
                              "7  Generate & step through", "8  VAE round trip", "9  Cross-attention",
-                             "10 Compare"};
+                             "10 Compare",        "11 LoRA layers"};
 
 // A trace and a model checkpoint are both .safetensors; a trace has the run's step tensors.
 bool isTraceFile(const QString& path) {
@@ -98,9 +101,10 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     vaeView_ = new VaeView;
     attentionView_ = new AttentionView;
     compareView_ = new CompareView;
+    loraView_ = new LoraView;
     for (QWidget* w : std::initializer_list<QWidget*>{tokensView_, embeddingsView_, latentsView_, scheduleView_,
                                                       progressionView_, unetView_, generateView_, vaeView_,
-                                                      attentionView_, compareView_})
+                                                      attentionView_, compareView_, loraView_})
         stack_->addWidget(w);
     split->addWidget(stack_);
     split->setStretchFactor(1, 1);
@@ -113,10 +117,18 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     auto* dockLayout = new QVBoxLayout(dockContent);
     modelPicker_ = new ModelPicker(options_.persistSettings);
     settingsPanel_ = new SettingsPanel(options_.persistSettings);
+    loraPanel_ = new LoraPanel(options_.persistSettings);
     dockLayout->addWidget(modelPicker_);
     dockLayout->addWidget(settingsPanel_);
+    dockLayout->addWidget(loraPanel_);
     dockLayout->addStretch(1);
-    dock->setWidget(dockContent);
+    // With several LoRAs the dock is taller than a laptop screen.
+    auto* dockScroll = new QScrollArea;
+    dockScroll->setWidgetResizable(true);
+    dockScroll->setFrameShape(QFrame::NoFrame);
+    dockScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    dockScroll->setWidget(dockContent);
+    dock->setWidget(dockScroll);
     dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
     addDockWidget(Qt::RightDockWidgetArea, dock);
 
@@ -197,6 +209,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(compareView_, &CompareView::compareRequested, this, &MainWindow::compare);
     connect(compareView_, &CompareView::cancelRequested, this, &MainWindow::cancel);
     connectWorker();
+    connectLoras();
 
     loadSettings();
     vaeView_->setRecentVaes(settingsPanel_->recentVaes());
@@ -309,6 +322,7 @@ void MainWindow::connectWorker() {
         const QString name = QFileInfo(s.path).fileName();
         modelPicker_->setLoaded(s);
         settingsPanel_->showVae(s.path, s.vaePath);
+        loraPanel_->setModel(s.path);
         showWarnings(s.warnings);
         statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
         statusDevice_->setText(s.device + " · " + s.dtype);
@@ -402,6 +416,7 @@ void MainWindow::connectWorker() {
         setRunning(false);
         generateView_->runStopped("Cancelled.");
         compareView_->setRunning(false);
+        attentionView_->baselineStopped("Cancelled.");
         statusBar()->showMessage("Cancelled", 5000);
     });
     connect(w, &PipelineWorker::failed, this, [this](const QString& op, const QString&) {
@@ -412,6 +427,10 @@ void MainWindow::connectWorker() {
         if (op == "Comparing") {
             setRunning(false);
             compareView_->setRunning(false);
+        }
+        if (op == "Generating without LoRAs") {
+            setRunning(false);
+            attentionView_->baselineStopped("The run without LoRAs failed.");
         }
     });
     connect(w, &PipelineWorker::comparisonProgress, this, [this](int run, int runs, int step, int steps) {
@@ -469,13 +488,63 @@ void MainWindow::connectWorker() {
     });
 }
 
+// LoRAs and textual-inversion embeddings change the loaded model in place; the worker reports what
+// it applied, and each file it could not use leaves the list with a message.
+void MainWindow::connectLoras() {
+    PipelineWorker* w = controller_->worker();
+    connect(loraPanel_, &LoraPanel::lorasChanged, this, [this](const QVector<LoraChoice>& loras) {
+        if (modelLoaded_)
+            controller_->setLoras(loras);
+    });
+    connect(loraPanel_, &LoraPanel::embeddingsChanged, this, [this](const QStringList& paths) {
+        if (modelLoaded_)
+            controller_->setEmbeddings(paths);
+    });
+    auto textEncoderChanged = [this] {
+        probeStale_ = embeddingsStale_ = true;
+        stageShown(stack_->currentIndex());
+    };
+    connect(w, &PipelineWorker::lorasChanged, this, [this, textEncoderChanged](const QVector<LoraSummary>& applied) {
+        loraPanel_->showApplied(applied);
+        loraView_->setLoras(applied);
+        textEncoderChanged();
+    });
+    connect(w, &PipelineWorker::textualInversionsChanged, this,
+            [this, textEncoderChanged](const QVector<TextualInversion>& loaded) {
+                loraPanel_->showLoaded(loaded);
+                tokensView_->setEmbeddings(loaded);
+                textEncoderChanged();
+            });
+    connect(w, &PipelineWorker::loraFailed, this, [this](const QString& path, const QString& message) {
+        loraPanel_->dropLora(path);
+        showError("Could not apply the LoRA " + QFileInfo(path).fileName(), message);
+    });
+    connect(w, &PipelineWorker::textualInversionFailed, this, [this](const QString& path, const QString& message) {
+        loraPanel_->dropEmbedding(path);
+        showError("Could not load the embedding " + QFileInfo(path).fileName(), message);
+    });
+    connect(attentionView_, &AttentionView::withoutLorasRequested, this, [this](const GenerateSettings& s) {
+        if (running_ || !modelLoaded_)
+            return attentionView_->baselineStopped("Wait for the model and the current run, then try again.");
+        errorBanner_->hide();
+        setRunning(true);
+        controller_->generateWithoutLoras(s);
+    });
+    connect(w, &PipelineWorker::baselineProgress, attentionView_, &AttentionView::setBaselineProgress);
+    connect(w, &PipelineWorker::baselineReady, this, [this](const RunRecord& run) {
+        setRunning(false);
+        attentionView_->setBaseline(run);
+    });
+}
+
 void MainWindow::openModel(const QString& path) {
     if (running_)
         setRunning(false);
     errorBanner_->hide();
     modelLoaded_ = false;
     statusModel_->setText("Loading " + QFileInfo(path).fileName() + "…");
-    controller_->loadModel(path, settingsPanel_->device(), settingsPanel_->dtype(), settingsPanel_->vaeFor(path));
+    controller_->loadModel(path, settingsPanel_->device(), settingsPanel_->dtype(), settingsPanel_->vaeFor(path),
+                           loraPanel_->lorasFor(path), loraPanel_->embeddingsFor(path));
 }
 
 void MainWindow::reloadModel() {
@@ -528,6 +597,10 @@ void MainWindow::compare() {
         return;
     if (!modelLoaded_)
         return showError("No model yet", "Wait for the model to load, or open one (File ▸ Open model folder).");
+    if (compareView_->vary() == "lora" && loraPanel_->enabledLoras().size() != 1)
+        return showError("Comparing LoRA strengths needs exactly one LoRA",
+                         QString("Enable one LoRA in the settings (LoRAs); %1 are enabled now. Its strength "
+                                 "then varies from run to run.").arg(loraPanel_->enabledLoras().size()));
     errorBanner_->hide();
     setRunning(true);
     compareView_->setRunning(true);

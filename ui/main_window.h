@@ -24,6 +24,8 @@ class CompareView;
 class EmbeddingsView;
 class GenerateView;
 class LatentsView;
+class LoraPanel;
+class LoraView;
 class ModelPicker;
 class PipelineController;
 class ProgressionView;
@@ -37,7 +39,7 @@ class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     enum Stage { Tokens, Embeddings, Latents, Schedule, Progression, UNetStep, Generate, Vae, Attention, Compare,
-                 StageCount };
+                 Lora, StageCount };
 
     struct Options {
         bool persistSettings = true;  // off for --screenshots and tests: nothing read or written
@@ -59,6 +61,8 @@ public:
     CompareView* compareView() const { return compareView_; }
     EmbeddingsView* embeddingsView() const { return embeddingsView_; }
     GenerateView* generateView() const { return generateView_; }
+    LoraPanel* loraPanel() const { return loraPanel_; }
+    LoraView* loraView() const { return loraView_; }
     ScheduleView* scheduleView() const { return scheduleView_; }
     TokensView* tokensView() const { return tokensView_; }
     VaeView* vaeView() const { return vaeView_; }
@@ -83,6 +87,7 @@ private:
     void buildMenus();
     void buildStatusBar();
     void connectWorker();
+    void connectLoras();
     void reloadModel();
     void stageShown(int stage);
     void ensureImage();
@@ -121,6 +126,7 @@ private:
 
     ModelPicker* modelPicker_;
     SettingsPanel* settingsPanel_;
+    LoraPanel* loraPanel_;
 
     QLabel* statusModel_;
     QLabel* statusDevice_;
@@ -139,6 +145,7 @@ private:
     VaeView* vaeView_;
     AttentionView* attentionView_;
     CompareView* compareView_;
+    LoraView* loraView_;
 };
 
 } // namespace sdlui

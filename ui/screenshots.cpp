@@ -1,10 +1,13 @@
 #include "ui/screenshots.h"
 
+#include "core/io/safetensors.h"
+#include "ui/lora_panel.h"
 #include "ui/main_window.h"
 #include "ui/views/attention_view.h"
 #include "ui/views/compare_view.h"
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
+#include "ui/views/lora_view.h"
 #include "ui/views/schedule_view.h"
 #include "ui/views/vae_view.h"
 #include "ui/worker/pipeline_controller.h"
@@ -14,10 +17,14 @@
 #include <QDir>
 #include <QSpinBox>
 #include <QEventLoop>
+#include <QTemporaryDir>
 #include <QTimer>
 #include <QtGlobal>
 
+#include <algorithm>
 #include <cstdio>
+#include <exception>
+#include <random>
 
 namespace sdlui {
 
@@ -55,9 +62,59 @@ void settle(int ms) {
     QTimer::singleShot(ms, &loop, &QEventLoop::quit);
     loop.exec();
 }
+
+bool endsWith(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A rank-4 kohya LoRA with random matrices for a diffusers model folder, so the LoRA screenshots need
+// nothing but the demo model: every linear of the U-Net's transformer blocks and the text encoder's
+// attention, each change about a quarter of its weight's size on the demo model's weights.
+bool writeDemoLora(const QString& model, const QString& path) {
+    constexpr int64_t kRank = 4;
+    std::mt19937 random(12);
+    std::normal_distribution<float> normal(0.f, 0.15f);
+    std::vector<std::vector<float>> values;  // each buffer stays where it is when the outer vector grows
+    std::vector<sdl::TensorBlob> blobs;
+    auto add = [&](const std::string& name, const std::vector<int64_t>& shape, bool isAlpha) {
+        int64_t n = 1;
+        for (int64_t d : shape)
+            n *= d;
+        values.emplace_back(size_t(n));
+        for (float& v : values.back())
+            v = isAlpha ? float(kRank) : normal(random);
+        blobs.push_back({name, sdl::DType::F32, shape, values.back().data(), size_t(n) * sizeof(float)});
+    };
+    const struct {
+        const char* file;
+        const char* prefix;
+        const char* within;
+    } networks[] = {{"unet/diffusion_pytorch_model.safetensors", "lora_unet_", ".transformer_blocks."},
+                    {"text_encoder/model.safetensors", "lora_te_", ".self_attn."}};
+    try {
+        for (const auto& n : networks) {
+            const auto f = sdl::SafetensorsFile::open(QDir(model).filePath(n.file).toStdString());
+            for (const auto& [key, v] : f->tensors()) {
+                if (!endsWith(key, ".weight") || v.shape.size() != 2 || key.find(n.within) == std::string::npos)
+                    continue;
+                std::string base = key.substr(0, key.size() - 7);
+                std::replace(base.begin(), base.end(), '.', '_');
+                base = n.prefix + base;
+                add(base + ".lora_down.weight", {kRank, v.shape[1]}, false);
+                add(base + ".lora_up.weight", {v.shape[0], kRank}, false);
+                add(base + ".alpha", {}, true);
+            }
+        }
+        sdl::write_safetensors(path.toStdString(), blobs);
+        return true;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "screenshots: cannot make a LoRA for %s: %s\n", qPrintable(model), e.what());
+        return false;
+    }
+}
 } // namespace
 
-int renderScreenshots(const QString& dir, const QString& model, const QStringList& vaes) {
+int renderScreenshots(const QString& dir, const QString& model, const QStringList& vaes, const QString& lora) {
     if (!QDir().mkpath(dir)) {
         std::fprintf(stderr, "screenshots: cannot create %s\n", qPrintable(dir));
         return 1;
@@ -143,6 +200,24 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
                  window.vaeView()->requestComparison();
              }) &&
              shoot(MainWindow::Vae, "11-vae-compare.png");
+    }
+    QTemporaryDir made;
+    const QString loraPath = lora.isEmpty() ? made.filePath("demo-lora.safetensors") : lora;
+    if (ok && lora.isEmpty())
+        ok = writeDemoLora(window.currentSettings().model, loraPath);
+    if (ok) {
+        window.compareView()->setVary("lora");
+        window.compareView()->setLoraStrengths("0, 0.5, 1");
+        ok = waitFor(w, &PipelineWorker::lorasChanged, w, kTimeout, [&] { window.loraPanel()->addLora(loraPath); }) &&
+             waitFor(w, &PipelineWorker::comparisonReady, w, 2 * kTimeout, [&] { window.compare(); }) &&
+             shoot(MainWindow::Compare, "12-lora-compare.png") && shoot(MainWindow::Lora, "13-lora-layers.png") &&
+             waitFor(w, &PipelineWorker::runFinished, w, kTimeout, [&] { window.generate(); }) &&
+             waitFor(w, &PipelineWorker::baselineReady, w, kTimeout, [&] {
+                 window.showStage(MainWindow::Attention);
+                 window.attentionView()->selectToken(8);  // "horse</w>"
+                 window.attentionView()->requestWithoutLoras();
+             }) &&
+             shoot(MainWindow::Attention, "14-lora-attention.png");
     }
     window.close();
     return ok ? 0 : 1;

@@ -1,5 +1,5 @@
 // sdlens: the SD Lens window. `sdlens [MODEL]` opens a model; `sdlens --screenshots DIR [--model M]
-// [--compare-vae V]...` renders every stage view to PNGs without a display.
+// [--compare-vae V]... [--lora L]` renders every stage view to PNGs without a display.
 #include "ui/main_window.h"
 #include "ui/screenshots.h"
 
@@ -29,9 +29,14 @@ int main(int argc, char** argv) {
                                  "With --screenshots: a VAE for the VAE comparison (up to three; the first one is "
                                  "also chosen in the VAE picker).",
                                  "PATH");
+    const QCommandLineOption lora("lora",
+                                  "With --screenshots: the LoRA compared at strengths 0, 0.5 and 1 (default: a random "
+                                  "LoRA made for the model).",
+                                  "PATH");
     parser.addOption(shots);
     parser.addOption(model);
     parser.addOption(vae);
+    parser.addOption(lora);
     parser.addPositionalArgument("model", "Model to open (diffusers folder or .safetensors).", "[MODEL]");
     parser.process(app);
 
@@ -39,7 +44,7 @@ int main(int argc, char** argv) {
     if (modelPath.isEmpty() && !parser.positionalArguments().isEmpty())
         modelPath = parser.positionalArguments().first();
     if (parser.isSet(shots))
-        return sdlui::renderScreenshots(parser.value(shots), modelPath, parser.values(vae));
+        return sdlui::renderScreenshots(parser.value(shots), modelPath, parser.values(vae), parser.value(lora));
 
     sdlui::MainWindow::Options options;
     options.model = modelPath;

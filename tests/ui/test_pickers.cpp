@@ -1,9 +1,15 @@
-// The settings dock's pickers without a model: the VAE picker's memory per model, the model
-// browser's scan of a folder (off the UI thread) and what it lets the user open.
+// The settings dock's pickers without a model: the VAE picker's and the LoRA list's memory per model,
+// the model browser's scan of a folder (off the UI thread) and what it lets the user open.
+#include "ui/lora_panel.h"
 #include "ui/model_browser.h"
 #include "ui/settings_panel.h"
 
+#include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QLabel>
+#include <QPushButton>
+#include <QSlider>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTreeWidget>
@@ -65,6 +71,65 @@ private slots:
         // Going back to the model's own VAE forgets the choice for that model.
         panel.rememberVae("/models/a", QString());
         QVERIFY(panel.vaeFor("/models/a").isEmpty());
+    }
+
+    void loraListRemembersPerModel() {
+        LoraPanel panel(false);
+        for (auto* b : panel.findChildren<QPushButton*>())
+            QVERIFY2(!b->isEnabled(), qPrintable(b->text() + " works without a model"));
+        QSignalSpy loras(&panel, &LoraPanel::lorasChanged);
+        QSignalSpy embeddings(&panel, &LoraPanel::embeddingsChanged);
+        panel.setModel("/models/a");
+        panel.addLora("/loras/ink.safetensors", 0.8);
+        panel.addLora("/loras/detail.safetensors");
+        QCOMPARE(loras.size(), 2);
+        auto applied = loras.last().first().value<QVector<LoraChoice>>();
+        QCOMPARE(applied.size(), 2);
+        QCOMPARE(applied[0].path, QString("/loras/ink.safetensors"));
+        QCOMPARE(applied[0].strength, 0.8);
+
+        // Off: no longer applied, still listed and remembered with its strength.
+        panel.setLoraEnabled("/loras/detail.safetensors", false);
+        QCOMPARE(loras.size(), 3);
+        QCOMPARE(loras.last().first().value<QVector<LoraChoice>>().size(), 1);
+        QCOMPARE(panel.findChildren<QCheckBox*>("loraEnabled").size(), 2);
+
+        // The slider and the number move together; re-applying waits until the strength settles.
+        auto* value = panel.findChildren<QDoubleSpinBox*>("loraStrengthValue").first();
+        auto* slider = panel.findChildren<QSlider*>("loraStrength").first();
+        QCOMPARE(slider->value(), 80);
+        slider->setValue(-150);
+        QCOMPARE(value->value(), -1.5);
+        slider->setValue(-120);
+        QCOMPARE(loras.size(), 3);
+        QTRY_COMPARE_WITH_TIMEOUT(loras.size(), 4, 3000);
+        QCOMPARE(loras.last().first().value<QVector<LoraChoice>>().first().strength, -1.2);
+
+        panel.addEmbedding("/emb/redfox.safetensors");
+        QCOMPARE(embeddings.size(), 1);
+        QCOMPARE(panel.embeddingsFor("/models/a"), QStringList{"/emb/redfox.safetensors"});
+        panel.showLoaded({TextualInversion{"/emb/redfox.safetensors", "redfox", 2, "kohya (emb_params)"}});
+        QString labels;
+        for (auto* l : panel.findChildren<QLabel*>())
+            labels += l->text();
+        QVERIFY(labels.contains("redfox · 2 vectors"));
+
+        // Another model has its own lists; the first keeps its own.
+        panel.setModel("/models/b");
+        QVERIFY(panel.enabledLoras().isEmpty());
+        QVERIFY(panel.findChildren<QCheckBox*>("loraEnabled").isEmpty());
+        QVERIFY(panel.lorasFor("/models/b").isEmpty());
+        QCOMPARE(panel.lorasFor("/models/a").size(), 1);
+        QCOMPARE(panel.lorasFor("/models/a").first().strength, -1.2);
+        panel.setModel("/models/a");
+        QCOMPARE(panel.findChildren<QCheckBox*>("loraEnabled").size(), 2);
+
+        // A file the worker refused leaves the list.
+        panel.dropLora("/loras/ink.safetensors");
+        panel.dropEmbedding("/emb/redfox.safetensors");
+        QVERIFY(panel.lorasFor("/models/a").isEmpty());
+        QCOMPARE(panel.findChildren<QCheckBox*>("loraEnabled").size(), 1);
+        QVERIFY(panel.embeddingsFor("/models/a").isEmpty());
     }
 
     void browserListsAFolderOffTheUiThread() {

@@ -7,6 +7,7 @@
 #include "ui/views/embeddings_view.h"
 #include "ui/views/generate_view.h"
 #include "ui/views/latents_view.h"
+#include "ui/views/lora_view.h"
 #include "ui/views/progression_view.h"
 #include "ui/views/schedule_view.h"
 #include "ui/views/tokens_view.h"
@@ -22,6 +23,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
+#include <QPushButton>
+#include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -440,6 +443,157 @@ private slots:
         s.clipSkip = 2;
         QCOMPARE(s.a1111Parameters(), QString("a dog\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: "
                                               "7.5, Seed: 42, Size: 512x768, Clip skip: 2"));
+        // The VAE and the LoRAs as sdlens-cli generate writes them; several LoRAs quoted.
+        s.model = "/models/sd15";
+        s.vae = "vae-ft-mse";
+        s.loras = {{"/loras/ink-style.safetensors", 0.8}};
+        QCOMPARE(s.a1111Parameters(), QString("a dog\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: "
+                                              "7.5, Seed: 42, Size: 512x768, Model: sd15, VAE: vae-ft-mse, "
+                                              "Lora: ink-style:0.8, Clip skip: 2"));
+        s.loras << LoraChoice{"/loras/detail.safetensors", -1};
+        QVERIFY(s.a1111Parameters().contains(", Lora: \"ink-style:0.8, detail:-1\", Clip skip: 2"));
+    }
+
+    void tokensMarkTextualInversionVectors() {
+        TokensView view;
+        view.setPrompt("a photo of redfox on grass");
+        QCOMPARE(view.embeddingPositions(), 0);
+        view.setEmbeddings({TextualInversion{"/emb/redfox.safetensors", "redfox", 2, "kohya (emb_params)"}});
+        QCOMPARE(view.embeddingPositions(), 2);
+        QCOMPARE(view.usedTokens(), 2 + 3 + 2 + 2);  // start, a photo of, 2 vectors, on grass, end
+        auto* table = view.findChild<QTableWidget*>();
+        QCOMPARE(table->item(4, 2)->text(), QString("<redfox:0>"));
+        QCOMPARE(table->item(5, 4)->text(), QString("textual inversion “redfox”, vector 2 of 2"));
+        QVERIFY(table->item(6, 4)->text().isEmpty());  // "on"
+        QString summary;
+        for (auto* l : view.findChildren<QLabel*>())
+            summary += l->text();
+        QVERIFY(summary.contains("2 positions</b> hold textual-inversion vectors (redfox)"));
+        view.setEmbeddings({});
+        QCOMPARE(view.embeddingPositions(), 0);
+        QVERIFY(rendersSomething(view));
+    }
+
+    void loraViewGroupsLayersByLevel() {
+        auto layer = [](const char* network, const char* module, const char* level, double change) {
+            return LoraLayer{network, module, level, change};
+        };
+        LoraSummary ink;
+        ink.name = "ink";
+        ink.format = "kohya";
+        ink.rank = 4;
+        ink.alpha = 2;
+        ink.strength = 0.8;
+        ink.layers = {layer("text_encoder", "text_model.encoder.layers.0.self_attn.q_proj", "", 0.02),
+                      layer("unet", "down_blocks.0.attentions.0.proj_in", "down 0", 0.1),
+                      layer("unet", "down_blocks.0.attentions.1.proj_in", "down 0", 0.3),
+                      layer("unet", "mid_block.attentions.0.proj_out", "mid", 0.05),
+                      layer("unet", "up_blocks.3.attentions.2.proj_out", "up 3", 0.2)};
+        LoraSummary conv = ink;
+        conv.name = "conv";
+        conv.layers = {layer("unet", "conv_in", "", 0.5), layer("unet", "up_blocks.1.resnets.0.conv1", "up 1", 0.4)};
+        LoraView view;
+        view.setLoras({ink});
+        const QStringList levels = {"text encoder", "down 0", "down 1", "down 2", "down 3",
+                                    "mid",          "up 0",   "up 1",   "up 2",   "up 3"};
+        QCOMPARE(view.groups(), levels);
+        const auto mean = view.perGroup(ink, LoraView::Measure::Mean);
+        QCOMPARE(mean[0], 0.02);
+        QVERIFY(std::abs(mean[1] - 0.2) < 1e-12);
+        QCOMPARE(mean[2], 0.0);
+        QCOMPARE(mean[5], 0.05);
+        QCOMPARE(view.perGroup(ink, LoraView::Measure::Largest)[1], 0.3);
+        QCOMPARE(view.perGroup(ink, LoraView::Measure::Layers)[1], 2.0);
+
+        view.setLoras({ink, conv});  // conv_in sits outside the blocks: a group of its own
+        QCOMPARE(view.groups().size(), levels.size() + 1);
+        QCOMPARE(view.groups().last(), QString("U-Net, outside the blocks"));
+        QCOMPARE(view.perGroup(conv, LoraView::Measure::Mean).last(), 0.5);
+        auto* table = view.findChild<QTableWidget*>();
+        QCOMPARE(table->rowCount(), 7);
+        QCOMPARE(table->item(0, 3)->data(Qt::DisplayRole).toDouble(), 0.5);  // largest first
+        auto* plot = view.findChild<QCustomPlot*>();
+        QCOMPARE(plot->plottableCount(), 2);  // one bar series per LoRA
+        view.setMeasure(LoraView::Measure::Layers);
+        QVERIFY(rendersSomething(view));
+        view.setLoras({});
+        QCOMPARE(table->rowCount(), 0);
+        QVERIFY(rendersSomething(view));
+    }
+
+    void compareViewVariesLoraStrength() {
+        CompareView view;
+        view.setVary("lora");
+        QCOMPARE(view.vary(), QString("lora"));
+        view.setLoraStrengths("0, 0.5 ,1");
+        QCOMPARE(view.values(GenerateSettings()), (QStringList{"0", "0.5", "1"}));
+        ComparisonRecord rec;
+        rec.vary = "lora";
+        for (double strength : {0.0, 1.0}) {
+            ComparisonRun run;
+            run.label = QString("lora %1").arg(strength);
+            run.settings.loras = {{"/loras/ink.safetensors", strength}};
+            run.image = toImage(ref("e2e.lms.image", 0));
+            run.previews << run.image;
+            run.latentDifference << strength * 0.1;
+            run.stepDifference << ref("e2e.lms.steps").slice(0).slice(0);
+            rec.runs << run;
+        }
+        view.setResult(rec);
+        QString all;
+        for (auto* l : view.findChildren<QLabel*>())
+            all += l->text();
+        QVERIFY2(all.contains("LoRA ink at each strength"), qPrintable(all));
+        QVERIFY(rendersSomething(view));
+    }
+
+    void attentionViewShowsMapsWithAndWithoutLoras() {
+        auto run = [](float boost) {
+            RunRecord r;
+            r.settings.prompt = "a dog";
+            r.settings.width = r.settings.height = 64;
+            r.condTokens = QStringList{"<|startoftext|>", "a</w>", "dog</w>"};
+            while (r.condTokens.size() < 77)
+                r.condTokens << "<|endoftext|>";
+            StepRecord s;
+            s.attention.shape = {77, 8, 8};
+            s.attention.values.fill(1.f / 77, 77 * 64);
+            s.attention.values[2 * 64] += boost;  // "dog", top-left
+            s.preview = QImage(8, 8, QImage::Format_RGB888);
+            s.preview.fill(Qt::gray);
+            r.steps << s;
+            r.image = QImage(64, 64, QImage::Format_RGB888);
+            r.image.fill(Qt::gray);
+            return r;
+        };
+        AttentionView view;
+        QSignalSpy asked(&view, &AttentionView::withoutLorasRequested);
+        RunRecord with = run(0.5f);
+        with.settings.loras = {{"/loras/ink.safetensors", 0.8}};
+        view.beginRun(with.settings);
+        view.finishRun(with);
+        view.selectToken(2);
+        auto* button = view.findChild<QPushButton*>();
+        QVERIFY(button && button->isEnabled());
+        button->click();
+        QCOMPARE(asked.size(), 1);
+        QCOMPARE(asked.first().first().value<GenerateSettings>().loras.size(), 1);
+        QVERIFY(!button->isEnabled());
+        view.setBaselineProgress(1, 1);
+        view.setBaseline(run(0.1f));
+        QVERIFY(view.hasBaseline());
+        QCOMPARE(view.currentMap().values[0], 1.f / 77 + 0.5f);
+        QCOMPARE(view.baselineMap().values[0], 1.f / 77 + 0.1f);
+        int shown = 0;
+        for (auto* v : view.findChildren<ImageView*>())
+            shown += v->isVisibleTo(&view) && !v->image().isNull() ? 1 : 0;
+        QCOMPARE(shown, 2);
+        QVERIFY(rendersSomething(view));
+        // A run without LoRAs has nothing to leave out.
+        view.beginRun(run(0.5f).settings);
+        view.finishRun(run(0.5f));
+        QVERIFY(!view.hasBaseline());
+        QVERIFY(!button->isEnabled());
     }
 };
 

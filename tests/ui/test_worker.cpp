@@ -1,11 +1,16 @@
 // The pipeline worker on its own thread, driven the way the window drives it, on the tiny
-// reference model: a full generation, every stage request, cancel, closing mid-run, traces, and
-// how long the UI thread is ever kept from its event loop.
+// reference model: a full generation, every stage request, cancel, closing mid-run, traces, LoRAs
+// and textual-inversion files, and how long the UI thread is ever kept from its event loop.
+#include "core/io/tensor_io.h"
+#include "fixtures/lora_fixtures.h"
+#include "ui/lora_panel.h"
 #include "ui/main_window.h"
+#include "ui/views/compare_view.h"
 #include "ui/worker/pipeline_controller.h"
 #include "ui/worker/pipeline_worker.h"
 
 #include <QElapsedTimer>
+#include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -54,6 +59,22 @@ void loadTiny(PipelineController& c) {
     QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() || !failed.isEmpty(), 60000);
     QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
 }
+
+// A kohya LoRA on tiny-sd's attention layers and text encoder, a kohya textual-inversion file
+// ("redfox", two vectors) and a file that is neither, in dir.
+struct LoraFiles {
+    QString lora, embedding, broken;
+    explicit LoraFiles(const QTemporaryDir& dir)
+        : lora(dir.filePath("ink.safetensors")), embedding(dir.filePath("redfox.safetensors")),
+          broken(dir.filePath("broken.safetensors")) {
+        using namespace lora_fixtures;
+        write_lora(lora.toStdString(), only(tiny_layers(), {Kind::Attention, Kind::Text}), Spelling::Kohya);
+        sdl::save_tensors(embedding.toStdString(), {{"emb_params", torch::randn({2, 32})}});
+        QFile f(broken);
+        f.open(QIODevice::WriteOnly);
+        f.write("not a safetensors file");
+    }
+};
 
 bool allFinite(const FloatTensor& t) {
     for (float v : t.values)
@@ -394,6 +415,157 @@ private slots:
         QSignalSpy finished(window.controller()->worker(), &PipelineWorker::runFinished);
         window.generate();
         WAIT_FOR(finished, 1, 60000);
+    }
+
+    void lorasAndEmbeddingsOnTinyModel() {
+        QTemporaryDir dir;
+        const LoraFiles files(dir);
+        PipelineController c;
+        loadTiny(c);
+        PipelineWorker* w = c.worker();
+        QSignalSpy changed(w, &PipelineWorker::lorasChanged);
+        QSignalSpy loraFailed(w, &PipelineWorker::loraFailed);
+        QSignalSpy finished(w, &PipelineWorker::runFinished);
+        QSignalSpy failed(w, &PipelineWorker::failed);
+
+        c.generate(tinySettings(3));
+        WAIT_FOR(finished, 1, 60000);
+        const RunRecord plain = finished.at(0).first().value<RunRecord>();
+        QVERIFY(plain.settings.loras.isEmpty());
+
+        c.setLoras({{files.lora, 0.7}});
+        WAIT_FOR(changed, 1, 60000);
+        const auto applied = changed.first().first().value<QVector<LoraSummary>>();
+        QCOMPARE(applied.size(), 1);
+        QCOMPARE(applied[0].name, QString("ink"));
+        QCOMPARE(applied[0].strength, 0.7);
+        QCOMPARE(applied[0].rank, qint64(4));
+        QSet<QString> levels;
+        int text = 0;
+        for (const LoraLayer& l : applied[0].layers) {
+            QVERIFY(l.relativeChange > 0);
+            if (l.network == "text_encoder")
+                ++text;
+            else
+                levels << l.level;
+        }
+        QCOMPARE(text, 5 * 6);  // five layers, q k v out fc1 fc2
+        QCOMPARE(levels, (QSet<QString>{"down 0", "down 1", "down 2", "mid", "up 1", "up 2", "up 3"}));
+
+        c.generate(tinySettings(3));
+        WAIT_FOR(finished, 2, 60000);
+        const RunRecord with = finished.at(1).first().value<RunRecord>();
+        QCOMPARE(with.settings.loras.size(), 1);
+        QVERIFY(with.settings.a1111Parameters().contains(", Lora: ink:0.7"));
+        QVERIFY(with.steps.last().latents.values != plain.steps.last().latents.values);
+
+        // The same run without the LoRA, for the attention view: the plain run exactly, and the LoRA
+        // stays applied.
+        QSignalSpy baseline(w, &PipelineWorker::baselineReady);
+        QSignalSpy baselineProgress(w, &PipelineWorker::baselineProgress);
+        c.generateWithoutLoras(with.settings);
+        WAIT_FOR(baseline, 1, 60000);
+        const RunRecord without = baseline.first().first().value<RunRecord>();
+        QCOMPARE(baselineProgress.size(), 3);
+        QVERIFY(without.settings.loras.isEmpty());
+        QCOMPARE(without.steps.size(), 3);
+        QCOMPARE(without.steps.last().latents.values, plain.steps.last().latents.values);
+        QCOMPARE(without.steps.last().attention.shape, (QVector<int>{77, 16, 16}));
+        QCOMPARE(finished.size(), 2);  // not announced as a generation
+        c.generate(tinySettings(3));
+        WAIT_FOR(finished, 3, 60000);
+        QCOMPARE(finished.at(2).first().value<RunRecord>().steps.last().latents.values,
+                 with.steps.last().latents.values);
+
+        // LoRA strength as the compared setting: the strengths in turn, the LoRA as it was afterwards.
+        QSignalSpy compared(w, &PipelineWorker::comparisonReady);
+        c.compare(tinySettings(3), "lora", {"0", "0.7"});
+        WAIT_FOR(compared, 1, 120000);
+        const auto record = compared.first().first().value<ComparisonRecord>();
+        QCOMPARE(record.runs.size(), 2);
+        QCOMPARE(record.runs[0].settings.loras.first().strength, 0.0);
+        QCOMPARE(record.runs[1].settings.loras.first().strength, 0.7);
+        QVERIFY(record.runs[1].latentDifference.last() > 0);
+
+        // A bad file among good ones costs only itself.
+        c.setLoras({{files.lora, 1.0}, {files.broken, 1.0}});
+        WAIT_FOR(changed, 2, 60000);
+        QCOMPARE(loraFailed.size(), 1);
+        QCOMPARE(loraFailed.first().at(0).toString(), files.broken);
+        QVERIFY(!loraFailed.first().at(1).toString().isEmpty());
+        const auto kept = changed.at(1).first().value<QVector<LoraSummary>>();
+        QCOMPARE(kept.size(), 1);
+        QCOMPARE(kept[0].strength, 1.0);
+
+        // Removing them all gives the base weights back, bit for bit.
+        c.setLoras({});
+        WAIT_FOR(changed, 3, 60000);
+        QVERIFY(changed.at(2).first().value<QVector<LoraSummary>>().isEmpty());
+        c.generate(tinySettings(3));
+        WAIT_FOR(finished, 4, 60000);
+        QCOMPARE(finished.at(3).first().value<RunRecord>().steps.last().latents.values,
+                 plain.steps.last().latents.values);
+
+        // Textual inversion: the trigger reads as its vectors; a bad file is left out.
+        QSignalSpy loaded(w, &PipelineWorker::textualInversionsChanged);
+        QSignalSpy embeddingFailed(w, &PipelineWorker::textualInversionFailed);
+        c.setEmbeddings({files.embedding, files.broken});
+        WAIT_FOR(loaded, 1, 30000);
+        QCOMPARE(embeddingFailed.size(), 1);
+        QCOMPARE(embeddingFailed.first().at(0).toString(), files.broken);
+        const auto inversions = loaded.first().first().value<QVector<TextualInversion>>();
+        QCOMPARE(inversions.size(), 1);
+        QCOMPARE(inversions[0].trigger, QString("redfox"));
+        QCOMPARE(inversions[0].vectors, 2);
+        QSignalSpy emb(w, &PipelineWorker::embeddingsReady);
+        c.computeEmbeddings("a photo of redfox");
+        WAIT_FOR(emb, 1, 30000);
+        const auto tokens = emb.first().first().value<EmbeddingResult>().tokens;
+        QCOMPARE(tokens.mid(4, 2), (QStringList{"<redfox:0>", "<redfox:1>"}));
+        c.setEmbeddings({});
+        WAIT_FOR(loaded, 2, 30000);
+        QVERIFY(loaded.at(1).first().value<QVector<TextualInversion>>().isEmpty());
+        QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+    }
+
+    // The window with a LoRA list remembered for the model: the load applies it, a bad file is a
+    // message and leaves the list, the model keeps working; comparing LoRA strengths needs exactly one.
+    void windowAppliesLorasAndKeepsRunningAfterABadOne() {
+        QTemporaryDir dir;
+        const LoraFiles files(dir);
+        MainWindow::Options options;
+        options.persistSettings = false;
+        options.model = kTiny;
+        MainWindow window(options);
+        window.show();
+        PipelineWorker* w = window.controller()->worker();
+        QSignalSpy ready(&window, &MainWindow::modelReady);
+        QSignalSpy changed(w, &PipelineWorker::lorasChanged);
+        WAIT_FOR(ready, 1, 60000);
+        WAIT_FOR(changed, 1, 30000);  // the (empty) list remembered for the model
+
+        window.compareView()->setVary("lora");
+        window.compare();
+        QVERIFY(window.bannerText().contains("exactly one LoRA"));
+        QVERIFY(!window.isRunning());
+
+        window.loraPanel()->addLora(files.broken);
+        QTRY_VERIFY_WITH_TIMEOUT(window.bannerText().contains("Could not apply the LoRA broken.safetensors"), 30000);
+        QVERIFY(window.loraPanel()->enabledLoras().isEmpty());
+        window.loraPanel()->addLora(files.lora, 0.5);
+        QTRY_COMPARE_WITH_TIMEOUT(changed.last().first().value<QVector<LoraSummary>>().size(), 1, 30000);
+        window.setRunSettings("lms", 2, 128, 128, 1);
+        QSignalSpy finished(w, &PipelineWorker::runFinished);
+        window.generate();
+        WAIT_FOR(finished, 1, 60000);
+        QCOMPARE(finished.first().first().value<RunRecord>().settings.loras.size(), 1);
+
+        // Opening the model again applies the LoRA remembered for it.
+        const int before = int(changed.size());
+        window.openModel(kTiny);
+        WAIT_FOR(changed, before + 1, 60000);
+        QCOMPARE(changed.last().first().value<QVector<LoraSummary>>().size(), 1);
+        QCOMPARE(changed.last().first().value<QVector<LoraSummary>>().first().strength, 0.5);
     }
 
     void badModelIsAMessage() {

@@ -8,6 +8,8 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QListWidget>
+#include <QFileInfo>
+#include <QPushButton>
 #include <QPainter>
 #include <QSlider>
 #include <QSplitter>
@@ -21,15 +23,26 @@ namespace sdlui {
 namespace {
 const QString kEndToken = QStringLiteral("<|endoftext|>");
 
-// The map stretched from its own minimum to its maximum: each token's pattern stays readable even
-// when the start token takes most of the attention, as it usually does. The share column and the
-// caption give the absolute values.
-QImage normalizedHeat(const FloatTensor& map) {
-    const auto [lo, hi] = map.range();
+// The map stretched from lo to hi (by default its own minimum and maximum): each token's pattern
+// stays readable even when the start token takes most of the attention, as it usually does. The
+// share column and the caption give the absolute values.
+QImage stretchedHeat(const FloatTensor& map, float lo, float hi) {
     FloatTensor shifted = map;
     for (float& v : shifted.values)
         v -= lo;
     return heatImage(shifted, hi > lo ? 1.f / (hi - lo) : 0.f);
+}
+
+QImage normalizedHeat(const FloatTensor& map) {
+    const auto [lo, hi] = map.range();
+    return stretchedHeat(map, lo, hi);
+}
+
+QString loraList(const QVector<LoraChoice>& loras) {
+    QStringList names;
+    for (const auto& l : loras)
+        names << QString("%1 %2").arg(QFileInfo(l.path).completeBaseName()).arg(l.strength);
+    return names.join(", ");
 }
 
 double mean(const FloatTensor& t) {
@@ -98,9 +111,19 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     opacity_->setMaximumWidth(140);
     display->addWidget(opacity_);
     display->addStretch(1);
+    withoutLoras_ = new QPushButton("Without LoRAs");
+    withoutLoras_->setEnabled(false);
+    withoutLoras_->setToolTip("Generates the same settings again with no LoRA applied and shows the same token's "
+                              "map with and without the LoRAs side by side, on one colour scale");
+    display->addWidget(withoutLoras_);
     rightLayout->addLayout(display);
+    auto* images = new QHBoxLayout;
     image_ = new ImageView;
-    rightLayout->addWidget(image_, 3);
+    images->addWidget(image_);
+    baselineImage_ = new ImageView;
+    baselineImage_->hide();
+    images->addWidget(baselineImage_);
+    rightLayout->addLayout(images, 3);
     thumbs_ = new QListWidget;
     thumbs_->setViewMode(QListView::IconMode);
     thumbs_->setIconSize({88, 88});
@@ -129,13 +152,25 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(step_, &QSlider::valueChanged, this, [this] { refresh(); });
     connect(allSteps_, &QCheckBox::toggled, this, [this] { refresh(); });
     connect(level_, &QComboBox::currentIndexChanged, this, [this] { refresh(); });
-    connect(opacity_, &QSlider::valueChanged, this, [this] { image_->setImage(overlay()); });
+    connect(opacity_, &QSlider::valueChanged, this, [this] { showImages(); });
+    connect(withoutLoras_, &QPushButton::clicked, this, &AttentionView::requestWithoutLoras);
+}
+
+void AttentionView::requestWithoutLoras() {
+    if (!withoutLoras_->isEnabled())
+        return;
+    withoutLoras_->setEnabled(false);
+    baselinePending_ = true;
+    emit withoutLorasRequested(run_.settings);
 }
 
 void AttentionView::beginRun(const GenerateSettings& settings) {
     run_ = RunRecord();
     run_.settings = settings;
     steps_.clear();
+    baseline_ = RunRecord();
+    baselineImage_->hide();
+    withoutLoras_->setEnabled(false);
     status_->setText(settings.recordAttention
                          ? "Recording cross-attention maps while the image forms…"
                          : "This run does not record attention maps: turn on “Record attention maps” in the "
@@ -198,7 +233,32 @@ void AttentionView::finishRun(const RunRecord& run) {
                                  "of all cross-attention over the image.")
                              .arg(run.settings.prompt.toHtmlEscaped().left(120))
                              .arg(steps_.size()));
+    withoutLoras_->setEnabled(!run.fromTrace && !run.settings.loras.isEmpty() && !steps_.isEmpty() &&
+                              !baselinePending_);
     rebuildTokens();
+}
+
+void AttentionView::setBaselineProgress(int step, int steps) {
+    withoutLoras_->setEnabled(false);
+    status_->setText(QString("Generating the same settings without LoRAs: step %1 / %2…").arg(step).arg(steps));
+}
+
+void AttentionView::setBaseline(const RunRecord& baseline) {
+    baselinePending_ = false;
+    baseline_ = baseline;
+    baselineImage_->show();
+    status_->setText(QString("Left: with %1. Right: the same seed and settings without LoRAs. One colour scale "
+                             "for both; select a token to compare where it attends.")
+                         .arg(loraList(run_.settings.loras).toHtmlEscaped()));
+    showImages();
+}
+
+void AttentionView::baselineStopped(const QString& why) {
+    if (!baselinePending_)
+        return;
+    baselinePending_ = false;
+    status_->setText(why);
+    withoutLoras_->setEnabled(!run_.image.isNull() && !run_.settings.loras.isEmpty() && !steps_.isEmpty());
 }
 
 void AttentionView::selectToken(int position) {
@@ -233,15 +293,15 @@ int AttentionView::visibleTokens() const {
     return end < 0 ? int(tokens_.size()) : end + 1;
 }
 
-FloatTensor AttentionView::map(int token) const {
+FloatTensor AttentionView::map(const QVector<StepRecord>& steps, int token) const {
     FloatTensor out;
-    if (steps_.isEmpty() || token < 0)
+    if (steps.isEmpty() || token < 0)
         return out;
     const int level = level_->currentIndex();
-    const int first = allSteps_->isChecked() ? 0 : std::clamp(step_->value(), 0, int(steps_.size()) - 1);
-    const int last = allSteps_->isChecked() ? int(steps_.size()) - 1 : first;
+    const int first = allSteps_->isChecked() ? 0 : std::clamp(step_->value(), 0, int(steps.size()) - 1);
+    const int last = allSteps_->isChecked() ? int(steps.size()) - 1 : first;
     for (int k = first; k <= last; ++k) {
-        const auto& s = steps_[k];
+        const auto& s = steps[k];
         const FloatTensor& all = level <= 0 ? s.attention : s.attentionLevels.value(level - 1);
         const FloatTensor m = all.slice(token);
         if (m.isEmpty())
@@ -258,15 +318,16 @@ FloatTensor AttentionView::map(int token) const {
     return out;
 }
 
-QImage AttentionView::overlay() const {
-    const FloatTensor m = currentMap();
+QImage AttentionView::overlay(const RunRecord& run, const QVector<StepRecord>& steps,
+                              std::pair<float, float> range) const {
+    const FloatTensor m = map(steps, token_);
     if (m.isEmpty())
         return QImage();
     // The finished image when showing the last step or all steps; the step's own x0 preview otherwise.
-    const int k = std::clamp(step_->value(), 0, int(steps_.size()) - 1);
-    const bool last = allSteps_->isChecked() || k == int(steps_.size()) - 1;
-    QImage base = last && !run_.image.isNull() ? run_.image : steps_[k].preview;
-    const QSize size = run_.settings.width > 0 ? QSize(run_.settings.width, run_.settings.height) : QSize(512, 512);
+    const int k = std::clamp(step_->value(), 0, int(steps.size()) - 1);
+    const bool last = allSteps_->isChecked() || k == int(steps.size()) - 1;
+    QImage base = last && !run.image.isNull() ? run.image : steps[k].preview;
+    const QSize size = run.settings.width > 0 ? QSize(run.settings.width, run.settings.height) : QSize(512, 512);
     QImage out(size, QImage::Format_RGB32);
     out.fill(Qt::black);
     QPainter p(&out);
@@ -274,7 +335,7 @@ QImage AttentionView::overlay() const {
     if (!base.isNull())
         p.drawImage(out.rect(), base);
     p.setOpacity(opacity_->value() / 100.0);
-    p.drawImage(out.rect(), normalizedHeat(m));
+    p.drawImage(out.rect(), stretchedHeat(m, range.first, range.second));
     return out;
 }
 
@@ -305,7 +366,7 @@ void AttentionView::refresh() {
         const QSignalBlocker block(thumbs_);
         thumbs_->clear();
         for (int i = 0; i < n; ++i) {
-            const FloatTensor m = map(i);
+            const FloatTensor m = map(steps_, i);
             if (auto* share = table_->item(i, 2))
                 share->setText(m.isEmpty() ? QString() : QString("%1 %").arg(100.0 * mean(m), 0, 'f', 1));
             auto* item = new QListWidgetItem(tokens_[i]);
@@ -320,13 +381,29 @@ void AttentionView::refresh() {
         if (token_ >= 0 && token_ < n)
             table_->selectRow(token_);
     }
-    image_->setImage(overlay());
-    const FloatTensor m = map(token_);
-    const auto [lo, hi] = m.range();
-    image_->setCaption(token_ >= 0 && token_ < n && !m.isEmpty()
-                           ? QString("“%1” (token %2): attention %3 … %4 % (dark … bright)")
-                                 .arg(tokens_[token_]).arg(token_).arg(100.0 * lo, 0, 'f', 2).arg(100.0 * hi, 0, 'f', 2)
-                           : QString());
+    showImages();
+}
+
+void AttentionView::showImages() {
+    const bool valid = token_ >= 0 && token_ < visibleTokens();
+    const FloatTensor m = map(steps_, token_);
+    auto range = m.range();
+    const bool both = hasBaseline() && valid;
+    const FloatTensor b = both ? map(baseline_.steps, token_) : FloatTensor();
+    if (!b.isEmpty())
+        range = {std::min(range.first, b.range().first), std::max(range.second, b.range().second)};
+    auto caption = [&](const FloatTensor& map, const QString& which) {
+        if (!valid || map.isEmpty())
+            return QString();
+        const auto [lo, hi] = map.range();
+        return which + QString("“%1” (token %2): attention %3 … %4 %")
+                           .arg(tokens_[token_]).arg(token_).arg(100.0 * lo, 0, 'f', 2).arg(100.0 * hi, 0, 'f', 2) +
+               (both ? QString() : QString(" (dark … bright)"));
+    };
+    image_->setImage(overlay(run_, steps_, range));
+    image_->setCaption(caption(m, both ? "With " + loraList(run_.settings.loras) + "\n" : QString()));
+    baselineImage_->setImage(b.isEmpty() ? QImage() : overlay(baseline_, baseline_.steps, range));
+    baselineImage_->setCaption(caption(b, "Without LoRAs\n"));
 }
 
 } // namespace sdlui

@@ -4,6 +4,7 @@
 #include "ui/worker/schedules.h"
 
 #include <QComboBox>
+#include <QFileInfo>
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -17,11 +18,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 namespace sdlui {
 
 namespace {
-const char* kVary[] = {"prompt", "guidance", "scheduler", "steps"};
+const char* kVary[] = {"prompt", "guidance", "scheduler", "steps", "lora"};
+constexpr int kVaryCount = int(std::size(kVary));
+
+QStringList commaSeparated(const QString& text) {
+    QStringList out;
+    for (const auto& part : text.split(',', Qt::SkipEmptyParts))
+        out << part.trimmed();
+    return out;
+}
 
 // The step of a run of `steps` steps shown at `percent` of the schedule.
 int stepAt(int percent, int steps) {
@@ -52,7 +62,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     auto* bar = new QHBoxLayout;
     bar->addWidget(new QLabel("Vary:"));
     vary_ = new QComboBox;
-    vary_->addItems({"Prompt", "Guidance scale", "Scheduler", "Steps"});
+    vary_->addItems({"Prompt", "Guidance scale", "Scheduler", "Steps", "LoRA strength"});
     bar->addWidget(vary_);
     editors_ = new QStackedWidget;
     secondPrompt_ = new QLineEdit;
@@ -69,7 +79,11 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     secondSteps_->setPrefix("vs ");
     secondSteps_->setSuffix(" steps");
     secondSteps_->setToolTip("Compared with the step count in the settings");
-    for (QWidget* w : std::initializer_list<QWidget*>{secondPrompt_, guidances_, secondScheduler_, secondSteps_})
+    loraStrengths_ = new QLineEdit("0, 0.5, 1");
+    loraStrengths_->setToolTip("Strengths of the one LoRA enabled in the settings, comma-separated: one run each "
+                               "(0 = the model without it). The latent difference plot shows at which steps it acts.");
+    for (QWidget* w : std::initializer_list<QWidget*>{secondPrompt_, guidances_, secondScheduler_, secondSteps_,
+                                                      loraStrengths_})
         editors_->addWidget(w);
     bar->addWidget(editors_, 1);
     run_ = new QPushButton("Compare");
@@ -122,6 +136,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     connect(run_, &QPushButton::clicked, this, &CompareView::compareRequested);
     connect(secondPrompt_, &QLineEdit::returnPressed, this, &CompareView::compareRequested);
     connect(guidances_, &QLineEdit::returnPressed, this, &CompareView::compareRequested);
+    connect(loraStrengths_, &QLineEdit::returnPressed, this, &CompareView::compareRequested);
     connect(cancel_, &QPushButton::clicked, this, &CompareView::cancelRequested);
     connect(position_, &QSlider::valueChanged, this, &CompareView::showAt);
     connect(diffOf_, &QComboBox::currentIndexChanged, this, [this] { showAt(position_->value()); });
@@ -130,7 +145,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
 QString CompareView::vary() const { return kVary[std::max(0, vary_->currentIndex())]; }
 
 void CompareView::setVary(const QString& vary) {
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < kVaryCount; ++i)
         if (vary == kVary[i])
             vary_->setCurrentIndex(i);
 }
@@ -143,15 +158,16 @@ QStringList CompareView::values(const GenerateSettings& base) const {
         return {base.scheduler, secondScheduler_->currentText()};
     if (v == "steps")
         return {QString::number(base.steps), QString::number(secondSteps_->value())};
-    QStringList out;
-    for (const auto& part : guidances_->text().split(',', Qt::SkipEmptyParts))
-        out << part.trimmed();
-    return out;
+    if (v == "lora")
+        return commaSeparated(loraStrengths_->text());
+    return commaSeparated(guidances_->text());
 }
 
 void CompareView::setSecondPrompt(const QString& prompt) { secondPrompt_->setText(prompt); }
 
-void CompareView::setGuidanceValues(const QString& commaSeparated) { guidances_->setText(commaSeparated); }
+void CompareView::setGuidanceValues(const QString& text) { guidances_->setText(text); }
+
+void CompareView::setLoraStrengths(const QString& text) { loraStrengths_->setText(text); }
 
 void CompareView::setRunning(bool running) {
     run_->setEnabled(!running);
@@ -211,8 +227,11 @@ void CompareView::setResult(const ComparisonRecord& record) {
     QStringList summary;
     for (const auto& r : record.runs)
         summary << QString("%1: %2 s").arg(r.label.toHtmlEscaped()).arg(r.seconds, 0, 'f', 1);
-    status_->setText(QString("Same seed (%1), %2 × %3. ").arg(record.runs.value(0).settings.seed)
-                         .arg(record.runs.value(0).settings.width).arg(record.runs.value(0).settings.height) +
+    const GenerateSettings first = record.runs.value(0).settings;
+    QString what;
+    if (record.vary == "lora" && !first.loras.isEmpty())
+        what = QString("LoRA %1 at each strength. ").arg(QFileInfo(first.loras.first().path).completeBaseName().toHtmlEscaped());
+    status_->setText(QString("Same seed (%1), %2 × %3. ").arg(first.seed).arg(first.width).arg(first.height) + what +
                      summary.join(" · "));
     run_->setEnabled(true);
     cancel_->setEnabled(false);

@@ -1,7 +1,8 @@
 #pragma once
 // Stage 10: the same seed with one setting changed — two prompts, a strip of guidance scales, two
-// schedulers or two step counts — side by side at every step, with where and how much the runs
-// differ (Diffusion Explainer's guidance strip, computed live for the user's own prompt).
+// schedulers, two step counts or a strip of strengths of the one LoRA applied — side by side at every
+// step, with where and how much the runs differ (Diffusion Explainer's guidance strip, computed live
+// for the user's own prompt).
 #include "ui/worker/results.h"
 
 #include <QWidget>
@@ -26,13 +27,14 @@ class CompareView : public QWidget {
 public:
     explicit CompareView(QWidget* parent = nullptr);
 
-    // "prompt", "guidance", "scheduler" or "steps".
+    // "prompt", "guidance", "scheduler", "steps" or "lora".
     QString vary() const;
     void setVary(const QString& vary);
     // Every run's value of the varied setting; for two-run comparisons the first is the base's own.
     QStringList values(const GenerateSettings& base) const;
     void setSecondPrompt(const QString& prompt);
     void setGuidanceValues(const QString& commaSeparated);
+    void setLoraStrengths(const QString& commaSeparated);
 
     void setRunning(bool running);
     void setProgress(int run, int runs, int step, int steps);
@@ -55,6 +57,7 @@ private:
     QLineEdit* guidances_;
     QComboBox* secondScheduler_;
     QSpinBox* secondSteps_;
+    QLineEdit* loraStrengths_;
     QPushButton* run_;
     QPushButton* cancel_;
     QLabel* status_;

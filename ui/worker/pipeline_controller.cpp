@@ -29,18 +29,31 @@ PipelineController::~PipelineController() {
 }
 
 void PipelineController::loadModel(const QString& path, const QString& device, const QString& dtype,
-                                   const QString& vae) {
+                                   const QString& vae, const QVector<LoraChoice>& loras, const QStringList& embeddings) {
     worker_->requestCancel();
-    post(worker_, [w = worker_, path, device, dtype, vae] { w->loadModel(path, device, dtype, vae); });
+    post(worker_, [=, w = worker_] { w->loadModel(path, device, dtype, vae, loras, embeddings); });
 }
 
 void PipelineController::setVae(const QString& path) {
     post(worker_, [w = worker_, path] { w->setVae(path); });
 }
 
+void PipelineController::setLoras(const QVector<LoraChoice>& loras) {
+    post(worker_, [w = worker_, loras] { w->setLoras(loras); });
+}
+
+void PipelineController::setEmbeddings(const QStringList& paths) {
+    post(worker_, [w = worker_, paths] { w->setEmbeddings(paths); });
+}
+
 void PipelineController::generate(const GenerateSettings& settings) {
     const quint64 id = worker_->nextRunId();
     post(worker_, [w = worker_, settings, id] { w->generate(settings, id); });
+}
+
+void PipelineController::generateWithoutLoras(const GenerateSettings& settings) {
+    const quint64 id = worker_->nextRunId();
+    post(worker_, [w = worker_, settings, id] { w->generateWithoutLoras(settings, id); });
 }
 
 void PipelineController::compare(const GenerateSettings& base, const QString& vary, const QStringList& values) {

@@ -21,9 +21,13 @@ public:
     PipelineWorker* worker() const { return worker_; }
 
     void loadModel(const QString& path, const QString& device = "cpu", const QString& dtype = "auto",
-                   const QString& vae = QString());
+                   const QString& vae = QString(), const QVector<LoraChoice>& loras = {},
+                   const QStringList& embeddings = {});
     void setVae(const QString& path);
+    void setLoras(const QVector<LoraChoice>& loras);
+    void setEmbeddings(const QStringList& paths);
     void generate(const GenerateSettings& settings);
+    void generateWithoutLoras(const GenerateSettings& settings);
     void compare(const GenerateSettings& base, const QString& vary, const QStringList& values);
     void cancel();
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt = QString());

@@ -111,27 +111,35 @@ QStringList tokenStrings(const sdl::ClipTokenizer& tokenizer, const QVector<qint
     return out;
 }
 
+// Records a run into `run`. A generation announces every stage to the views as it happens; a
+// baseline run (the same settings without LoRAs) only reports its progress, so the views keep the run
+// they show.
 class Observer : public sdl::PipelineObserver {
 public:
+    enum class Announce { Stages, ProgressOnly };
     Observer(PipelineWorker* worker, RunRecord& run, const sdl::ClipTokenizer& tokenizer,
-             const std::atomic<quint64>& cancelledThrough, quint64 runId)
-        : worker_(worker), run_(run), tokenizer_(tokenizer), cancelledThrough_(cancelledThrough), runId_(runId) {}
+             const std::atomic<quint64>& cancelledThrough, quint64 runId, Announce announce = Announce::Stages)
+        : worker_(worker), run_(run), tokenizer_(tokenizer), cancelledThrough_(cancelledThrough), runId_(runId),
+          stages_(announce == Announce::Stages) {}
 
     void on_tokens(const sdl::TokenizedPrompt& cond, const sdl::TokenizedPrompt& uncond) override {
         run_.condIds = QVector<qint64>(cond.input_ids.begin(), cond.input_ids.end());
         run_.uncondIds = QVector<qint64>(uncond.input_ids.begin(), uncond.input_ids.end());
         run_.condTokens = tokenStrings(tokenizer_, run_.condIds);
-        emit worker_->tokensReady(run_.condTokens);
+        if (stages_)
+            emit worker_->tokensReady(run_.condTokens);
     }
     void on_text_embeddings(const torch::Tensor& uncondCond) override {
         run_.textEmbeddings = toFloat(uncondCond);
-        emit worker_->textEmbeddingsReady(run_.textEmbeddings);
+        if (stages_)
+            emit worker_->textEmbeddingsReady(run_.textEmbeddings);
     }
     void on_initial_latents(const torch::Tensor& init) override { run_.init = toFloat(init[0]); }
     void on_timesteps(const torch::Tensor& timesteps, const torch::Tensor& sigmas) override {
         run_.timesteps = toDoubles(timesteps);
         run_.sigmas = toDoubles(sigmas);
-        emit worker_->timestepsReady(run_.timesteps, run_.sigmas);
+        if (stages_)
+            emit worker_->timestepsReady(run_.timesteps, run_.sigmas);
     }
     void on_step(const sdl::StepEvent& e) override {
         StepRecord r;
@@ -150,7 +158,10 @@ public:
         for (const auto& level : e.attention_levels)
             r.attentionLevels << toFloat(level);
         run_.steps.append(r);
-        emit worker_->stepDone(r);
+        if (stages_)
+            emit worker_->stepDone(r);
+        else
+            emit worker_->baselineProgress(e.index + 1, e.total);
     }
     void on_message(const std::string& text) override { emit worker_->message(QString::fromStdString(text)); }
     bool cancel_requested() const override { return runId_ <= cancelledThrough_.load(); }
@@ -161,6 +172,7 @@ private:
     const sdl::ClipTokenizer& tokenizer_;
     const std::atomic<quint64>& cancelledThrough_;
     quint64 runId_;
+    bool stages_;
 };
 
 // Keeps what the comparison view shows of each run as it forms (a cheap preview per step), and
@@ -212,6 +224,38 @@ ModelSummary summarize(const sdl::StableDiffusion& sd, const QString& path) {
     s.vaeSpelling = QString::fromStdString(info.vae_spelling);
     s.warnings = toStrings(info.warnings);
     return s;
+}
+
+QVector<LoraSummary> loraSummaries(const std::vector<sdl::LoraReport>& reports) {
+    QVector<LoraSummary> out;
+    for (const auto& r : reports) {
+        LoraSummary l;
+        l.path = QString::fromStdString(r.path);
+        l.name = QString::fromStdString(r.name);
+        l.format = QString::fromStdString(r.format);
+        l.rank = r.rank;
+        l.alpha = r.alpha;
+        l.strength = r.strength;
+        for (const auto& layer : r.layers)
+            l.layers << LoraLayer{QString::fromStdString(layer.network), QString::fromStdString(layer.module),
+                                  QString::fromStdString(layer.level), layer.relative_change};
+        out << l;
+    }
+    return out;
+}
+
+QVector<LoraChoice> appliedLoras(const sdl::StableDiffusion& sd) {
+    QVector<LoraChoice> out;
+    for (const auto& r : sd.loras())
+        out << LoraChoice{QString::fromStdString(r.path), r.strength};
+    return out;
+}
+
+std::vector<sdl::LoraSpec> loraSpecs(const QVector<LoraChoice>& loras) {
+    std::vector<sdl::LoraSpec> out;
+    for (const auto& l : loras)
+        out.push_back({l.path.toStdString(), l.strength});
+    return out;
 }
 
 VaeComparison toComparison(const std::vector<sdl::VaeResult>& results) {
@@ -312,7 +356,8 @@ void PipelineWorker::guarded(const QString& operation, F&& body) {
     emit busyChanged(QString());
 }
 
-void PipelineWorker::loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae) {
+void PipelineWorker::loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae,
+                               const QVector<LoraChoice>& loras, const QStringList& embeddings) {
     emit busyChanged("Loading model");
     state_->sd.reset();  // frees the old weights before the new ones arrive
     state_->imageLatents = torch::Tensor();
@@ -337,6 +382,9 @@ void PipelineWorker::loadModel(const QString& path, const QString& device, const
         emit modelLoaded(summarize(*state_->sd, path));
         if (!vaeError.isEmpty())
             emit vaeFailed(vae, vaeError);
+        // Like the VAE, after the load: a LoRA or embedding that went missing costs only itself.
+        guarded("Applying LoRAs", [&] { applyLoras(loras); });
+        guarded("Loading embeddings", [&] { applyEmbeddings(embeddings); });
     } catch (const std::bad_alloc&) {
         emit modelFailed(path, "Out of memory while loading the model.");
     } catch (const std::exception& e) {
@@ -360,13 +408,73 @@ void PipelineWorker::setVae(const QString& path) {
     emit busyChanged(QString());
 }
 
+// set_loras keeps what was applied when a file fails: adding the files one at a time to those that
+// work finds every bad one, and only a failure costs the extra merges.
+void PipelineWorker::applyLoras(const QVector<LoraChoice>& loras) {
+    auto& sd = state_->model();
+    try {
+        sd.set_loras(loraSpecs(loras));
+    } catch (const std::exception&) {
+        QVector<LoraChoice> good;
+        for (const auto& l : loras) {
+            try {
+                sd.set_loras(loraSpecs(good + QVector<LoraChoice>{l}));
+                good << l;
+            } catch (const std::exception& e) {
+                emit loraFailed(l.path, errorText(e));
+            }
+        }
+        sd.set_loras(loraSpecs(good));
+    }
+    emit lorasChanged(loraSummaries(sd.loras()));
+}
+
+void PipelineWorker::applyEmbeddings(const QStringList& paths) {
+    auto& sd = state_->model();
+    auto toStd = [](const QStringList& list) {
+        std::vector<std::string> out;
+        for (const auto& p : list)
+            out.push_back(p.toStdString());
+        return out;
+    };
+    try {
+        sd.set_embeddings(toStd(paths));
+    } catch (const std::exception&) {
+        QStringList good;
+        for (const auto& p : paths) {
+            try {
+                sd.set_embeddings(toStd(good + QStringList{p}));
+                good << p;
+            } catch (const std::exception& e) {
+                emit textualInversionFailed(p, errorText(e));
+            }
+        }
+        sd.set_embeddings(toStd(good));
+    }
+    QVector<TextualInversion> loaded;
+    for (const auto& e : sd.embeddings())
+        loaded << TextualInversion{QString::fromStdString(e.path), QString::fromStdString(e.trigger), e.vectors,
+                                   QString::fromStdString(e.format)};
+    emit textualInversionsChanged(loaded);
+}
+
+void PipelineWorker::setLoras(const QVector<LoraChoice>& loras) {
+    guarded("Applying LoRAs", [&] { applyLoras(loras); });
+}
+
+void PipelineWorker::setEmbeddings(const QStringList& paths) {
+    guarded("Loading embeddings", [&] { applyEmbeddings(paths); });
+}
+
 void PipelineWorker::generate(const GenerateSettings& settings, quint64 runId) {
     RunRecord run;
     run.settings = settings;
     guarded("Generating", [&] {
         auto& sd = state_->model();
         const sdl::GenerateRequest r = toRequest(settings);
-        emit runStarted(settings);
+        run.settings.vae = QString::fromStdString(sd.info().vae);
+        run.settings.loras = appliedLoras(sd);
+        emit runStarted(run.settings);
         QElapsedTimer timer;
         timer.start();
         Observer observer(this, run, sd.tokenizer(), cancelledThrough_, runId);
@@ -378,6 +486,35 @@ void PipelineWorker::generate(const GenerateSettings& settings, quint64 runId) {
         run.image = toImage(values);
         run.seconds = timer.elapsed() / 1000.0;
         emit runFinished(run);
+    });
+}
+
+void PipelineWorker::generateWithoutLoras(const GenerateSettings& settings, quint64 runId) {
+    guarded("Generating without LoRAs", [&] {
+        auto& sd = state_->model();
+        const QVector<LoraChoice> applied = appliedLoras(sd);
+        if (applied.isEmpty())
+            throw sdl::Error("No LoRA is applied: there is nothing to leave out. Add one in the settings (LoRAs).");
+        RunRecord run;
+        run.settings = settings;
+        run.settings.recordAttention = true;
+        run.settings.vae = QString::fromStdString(sd.info().vae);
+        run.settings.loras.clear();
+        QElapsedTimer timer;
+        timer.start();
+        sd.set_loras({});
+        try {
+            Observer observer(this, run, sd.tokenizer(), cancelledThrough_, runId, Observer::Announce::ProgressOnly);
+            const torch::Tensor images = sd.generate(toRequest(run.settings), observer);  // [1, 3, H, W]
+            run.imageData = toFloat(images[0]);
+            run.image = toImage(images[0]);
+        } catch (...) {
+            sd.set_loras(loraSpecs(applied));
+            throw;
+        }
+        sd.set_loras(loraSpecs(applied));
+        run.seconds = timer.elapsed() / 1000.0;
+        emit baselineReady(run);
     });
 }
 
@@ -402,6 +539,10 @@ void PipelineWorker::compare(const GenerateSettings& base, const QString& vary, 
             run.settings.guidance = q.guidance;
             run.settings.scheduler = QString::fromStdString(q.scheduler);
             run.settings.steps = q.steps;
+            run.settings.vae = QString::fromStdString(sd.info().vae);
+            run.settings.loras = appliedLoras(sd);
+            if (i < comparison.lora_strengths.size() && !run.settings.loras.isEmpty())
+                run.settings.loras.first().strength = comparison.lora_strengths[i];
             record.runs << run;
         }
         CompareObserver observer(this, record, cancelledThrough_, runId);

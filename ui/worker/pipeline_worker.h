@@ -25,11 +25,22 @@ public:
 
 public slots:
     // vae: a VAE to use instead of the model's own, empty for its own. A VAE that fails to open leaves
-    // the model loaded with its own VAE and is reported by vaeFailed().
-    void loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae);
+    // the model loaded with its own VAE and is reported by vaeFailed(); so are the LoRAs and
+    // textual-inversion files (loraFailed(), textualInversionFailed()), each bad file on its own.
+    void loadModel(const QString& path, const QString& device, const QString& dtype, const QString& vae,
+                   const QVector<sdlui::LoraChoice>& loras = {}, const QStringList& embeddings = {});
     // Swaps the loaded model's VAE (empty: its own again); the last round trip's latents are dropped.
     void setVae(const QString& path);
+    // Applies exactly these LoRAs (none: the base weights again) without reloading the model. A file
+    // that fails is reported by loraFailed() and left out; lorasChanged() tells what is applied.
+    void setLoras(const QVector<sdlui::LoraChoice>& loras);
+    // Loads exactly these textual-inversion files, likewise each bad one reported and left out.
+    void setEmbeddings(const QStringList& paths);
     void generate(const sdlui::GenerateSettings& settings, quint64 runId);
+    // The same run with no LoRA applied, recording attention, for the cross-attention view's side by
+    // side; the LoRAs are applied again afterwards. Reports baselineProgress() and baselineReady(),
+    // not the signals of a generation; cancelled like generate.
+    void generateWithoutLoras(const sdlui::GenerateSettings& settings, quint64 runId);
     // The same seed and settings with one of them varied (see sdl::make_comparison); cancelled like generate.
     void compare(const sdlui::GenerateSettings& base, const QString& vary, const QStringList& values, quint64 runId);
     void computeEmbeddings(const QString& prompt, const QString& comparePrompt);
@@ -54,6 +65,10 @@ signals:
     void modelFailed(const QString& path, const QString& message);
     void vaeChanged(const sdlui::ModelSummary& summary);
     void vaeFailed(const QString& path, const QString& message);
+    void lorasChanged(const QVector<sdlui::LoraSummary>& applied);
+    void loraFailed(const QString& path, const QString& message);
+    void textualInversionsChanged(const QVector<sdlui::TextualInversion>& loaded);
+    void textualInversionFailed(const QString& path, const QString& message);
     // operation: what was asked ("Generate", "Decode", ...). message: sdl::Error's text.
     void failed(const QString& operation, const QString& message);
     void message(const QString& text);
@@ -65,6 +80,8 @@ signals:
     void stepDone(const sdlui::StepRecord& step);
     void runFinished(const sdlui::RunRecord& run);
     void runCancelled();
+    void baselineProgress(int step, int steps);
+    void baselineReady(const sdlui::RunRecord& run);
 
     void comparisonProgress(int run, int runs, int step, int steps);
     void comparisonReady(const sdlui::ComparisonRecord& record);
@@ -83,6 +100,8 @@ private:
     std::unique_ptr<State> state_;
     template <typename F>
     void guarded(const QString& operation, F&& body);
+    void applyLoras(const QVector<LoraChoice>& loras);
+    void applyEmbeddings(const QStringList& paths);
 
     std::atomic<quint64> issued_{0};
     std::atomic<quint64> cancelledThrough_{0};

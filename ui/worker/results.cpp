@@ -39,6 +39,16 @@ QString GenerateSettings::a1111Parameters() const {
                 .arg(steps).arg(sampler).arg(guidance).arg(seed).arg(width).arg(height);
     if (!model.isEmpty())
         text += ", Model: " + QFileInfo(model).completeBaseName();
+    if (!vae.isEmpty())
+        text += ", VAE: " + vae;
+    // As sdlens-cli writes it: a field of its own (the prompt is the one the text encoder saw),
+    // quoted when its commas would split it.
+    if (!loras.isEmpty()) {
+        QStringList list;
+        for (const LoraChoice& l : loras)
+            list << QFileInfo(l.path).completeBaseName() + ":" + QString::number(l.strength);
+        text += ", Lora: " + (list.size() > 1 ? "\"" + list.join(", ") + "\"" : list.first());
+    }
     if (clipSkip > 1)
         text += QString(", Clip skip: %1").arg(clipSkip);
     return text;
@@ -56,6 +66,12 @@ void registerResultTypes() {
     qRegisterMetaType<ProbeResult>();
     qRegisterMetaType<ComparisonRecord>();
     qRegisterMetaType<VaeComparison>();
+    qRegisterMetaType<LoraChoice>();
+    qRegisterMetaType<QVector<sdlui::LoraChoice>>();
+    qRegisterMetaType<LoraSummary>();
+    qRegisterMetaType<QVector<sdlui::LoraSummary>>();
+    qRegisterMetaType<TextualInversion>();
+    qRegisterMetaType<QVector<sdlui::TextualInversion>>();
 }
 
 } // namespace sdlui

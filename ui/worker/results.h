@@ -40,6 +40,39 @@ struct ModelSummary {
     QStringList warnings; // from loading the model or its VAE
 };
 
+// A LoRA to apply, as the settings dock asks for it.
+struct LoraChoice {
+    QString path;
+    double strength = 1.0;
+};
+
+// Where one layer of an applied LoRA acts and how much it changes the weight there.
+struct LoraLayer {
+    QString network;        // "text_encoder" or "unet"
+    QString module;         // diffusers module name: "down_blocks.1.attentions.0.proj_in"
+    QString level;          // U-Net resolution level "down 0".."up 3", "mid"; empty for the text encoder
+    double relativeChange = 0;  // ||delta W|| / ||W|| at the applied strength
+};
+
+// A LoRA the model has applied.
+struct LoraSummary {
+    QString path;
+    QString name;    // the file's stem
+    QString format;  // "kohya", "peft", ...
+    qint64 rank = 0;
+    double alpha = 0;
+    double strength = 1.0;
+    QVector<LoraLayer> layers;
+};
+
+// A textual-inversion embedding the model has loaded.
+struct TextualInversion {
+    QString path;
+    QString trigger;  // the word that stands for it in prompts
+    int vectors = 0;  // how many token positions it takes
+    QString format;
+};
+
 struct GenerateSettings {
     QString prompt;
     QString negativePrompt;
@@ -53,6 +86,10 @@ struct GenerateSettings {
     int clipSkip = 1;
     bool recordAttention = true;  // per-token cross-attention maps in every StepRecord
     QString model;  // the model's file or folder name, for the PNG parameters
+    // What the model had when the run was made (filled by the worker), for the PNG parameters: the
+    // VAE's name (empty: the model's own) and the LoRAs with their strengths.
+    QString vae;
+    QVector<LoraChoice> loras;
 
     // The "parameters" text A1111-compatible tools read from a PNG.
     QString a1111Parameters() const;
@@ -169,7 +206,7 @@ struct ComparisonRun {
 };
 
 struct ComparisonRecord {
-    QString vary;  // "prompt", "guidance", "scheduler" or "steps"
+    QString vary;  // "prompt", "guidance", "scheduler", "steps" or "lora" (the one LoRA's strength)
     QVector<ComparisonRun> runs;
 };
 
@@ -189,3 +226,6 @@ Q_DECLARE_METATYPE(sdlui::ProgressionResult)
 Q_DECLARE_METATYPE(sdlui::ProbeResult)
 Q_DECLARE_METATYPE(sdlui::ComparisonRecord)
 Q_DECLARE_METATYPE(sdlui::VaeComparison)
+Q_DECLARE_METATYPE(sdlui::LoraChoice)
+Q_DECLARE_METATYPE(sdlui::LoraSummary)
+Q_DECLARE_METATYPE(sdlui::TextualInversion)
