@@ -198,7 +198,8 @@ void LoraPanel::rebuild() {
     addEmbedding_->setEnabled(!model_.isEmpty());
     const QVector<Entry>& loras = loras_.value(model_);
     loraHint_->setText(model_.isEmpty() ? "Open a model to add LoRAs and embeddings."
-                                        : "Strength 0 leaves the model as it is; negative values invert a LoRA.");
+                                        : "No LoRA yet. Strength 0 leaves the model as it is; negative "
+                                          "strengths invert a LoRA.");
     loraHint_->setVisible(loras.isEmpty());
     for (const Entry& e : loras) {
         auto* row = new QWidget;

@@ -41,7 +41,7 @@ QImage normalizedHeat(const FloatTensor& map) {
 QString loraList(const QVector<LoraChoice>& loras) {
     QStringList names;
     for (const auto& l : loras)
-        names << QString("%1 %2").arg(QFileInfo(l.path).completeBaseName()).arg(l.strength);
+        names << QString("%1 at %2").arg(QFileInfo(l.path).completeBaseName()).arg(l.strength);
     return names.join(", ");
 }
 
@@ -396,14 +396,17 @@ void AttentionView::showImages() {
         if (!valid || map.isEmpty())
             return QString();
         const auto [lo, hi] = map.range();
-        return which + QString("“%1” (token %2): attention %3 … %4 %")
-                           .arg(tokens_[token_]).arg(token_).arg(100.0 * lo, 0, 'f', 2).arg(100.0 * hi, 0, 'f', 2) +
-               (both ? QString() : QString(" (dark … bright)"));
+        // Side by side each caption has half the width: the token's name and range only.
+        if (both)
+            return which + QString("\n“%1”: %2 … %3 %").arg(tokens_[token_]).arg(100.0 * lo, 0, 'f', 2)
+                               .arg(100.0 * hi, 0, 'f', 2);
+        return QString("“%1” (token %2): attention %3 … %4 % (dark … bright)")
+            .arg(tokens_[token_]).arg(token_).arg(100.0 * lo, 0, 'f', 2).arg(100.0 * hi, 0, 'f', 2);
     };
     image_->setImage(overlay(run_, steps_, range));
-    image_->setCaption(caption(m, both ? "With " + loraList(run_.settings.loras) + "\n" : QString()));
+    image_->setCaption(caption(m, "With " + loraList(run_.settings.loras)));
     baselineImage_->setImage(b.isEmpty() ? QImage() : overlay(baseline_, baseline_.steps, range));
-    baselineImage_->setCaption(caption(b, "Without LoRAs\n"));
+    baselineImage_->setCaption(caption(b, "Without LoRAs"));
 }
 
 } // namespace sdlui
