@@ -458,6 +458,15 @@ private slots:
         QCOMPARE(with.settings.loras.size(), 1);
         QVERIFY(with.settings.a1111Parameters().contains(", Lora: ink:0.7"));
         QVERIFY(with.steps.last().latents.values != plain.steps.last().latents.values);
+        // A saved run keeps its LoRAs, so a PNG saved from the reopened run still names them.
+        QSignalSpy saved(w, &PipelineWorker::traceSaved);
+        QSignalSpy opened(w, &PipelineWorker::traceOpened);
+        c.saveTrace(dir.filePath("run.safetensors"), with);
+        WAIT_FOR(saved, 1, 30000);
+        c.openTrace(dir.filePath("run.safetensors"));
+        WAIT_FOR(opened, 1, 30000);
+        QCOMPARE(opened.first().first().value<RunRecord>().settings.loras.size(), 1);
+        QCOMPARE(opened.first().first().value<RunRecord>().settings.loras.first().strength, 0.7);
 
         // The same run without the LoRA, for the attention view: the plain run exactly, and the LoRA
         // stays applied.

@@ -11,6 +11,9 @@
 
 #include <QElapsedTimer>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 
 #include <cstring>
 #include <new>
@@ -733,6 +736,13 @@ void PipelineWorker::saveTrace(const QString& path, const RunRecord& run) {
                       {"height", std::to_string(s.height)},
                       {"clip_skip", std::to_string(s.clipSkip)},
                       {"model", s.model.toStdString()}};
+        // As sdlens-cli generate writes them: [{"path", "strength"}, ...].
+        if (!s.loras.isEmpty()) {
+            QJsonArray loras;
+            for (const auto& l : s.loras)
+                loras.append(QJsonObject{{"path", l.path}, {"strength", l.strength}});
+            t.settings["loras"] = QJsonDocument(loras).toJson(QJsonDocument::Compact).toStdString();
+        }
         sdl::write_trace(path.toStdString(), t);
         emit traceSaved(path);
     });
@@ -757,6 +767,8 @@ void PipelineWorker::openTrace(const QString& path) {
         s.seed = setting("seed", "0").toULongLong();
         s.clipSkip = setting("clip_skip", "1").toInt();
         s.model = setting("model");
+        for (const QJsonValue& l : QJsonDocument::fromJson(setting("loras").toUtf8()).array())
+            s.loras << LoraChoice{l["path"].toString(), l["strength"].toDouble(1.0)};
         run.init = toFloat(t.init[0]);
         run.timesteps = toDoubles(t.timesteps);
         run.sigmas = toDoubles(t.sigmas);
