@@ -699,6 +699,15 @@ private slots:
         qunsetenv("HF_HUB_CACHE");
     }
 
+    void generateRefusesARefToAMissingSnapshot() {
+        const QString cache = tmp_.filePath("hf-cache-moved");
+        hubRepo(cache, "moved", QString(40, 'c'));
+        sdl::test::write_ref((cache + "/models--owner--moved").toStdString(), "main", std::string(40, 'd'));
+        qputenv("HF_HUB_CACHE", cache.toUtf8());
+        expectGenerateError("owner/moved", std::string(40, 'd').c_str());
+        qunsetenv("HF_HUB_CACHE");
+    }
+
     void generateRefusesASnapshotWithABrokenLink() {
         const QString cache = tmp_.filePath("hf-cache-broken");
         const QString snapshot = hubRepo(cache, "broken", QString(40, 'b'));
