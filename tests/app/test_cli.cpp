@@ -624,6 +624,31 @@ private slots:
         const QString pickle = tmp_.filePath("lora.ckpt");
         write_all(pickle, QByteArray("\x80\x02}q\x00.", 6));
         expectError(gen + QStringList{pickle}, 1, "pickle");
+        // A text-encoder layer of the tiny model (32 wide): rank 2 down, rank 3 up; then NaN; then unplaced keys.
+        const std::string q = "lora_te_text_model_encoder_layers_0_self_attn_q_proj";
+        std::vector<float> down(2 * 32, 0.01f), up(32 * 3, 0.01f);
+        const QString mismatch = tmp_.filePath("rank-mismatch.safetensors");
+        sdl::write_safetensors(mismatch.toStdString(),
+                               {{q + ".lora_down.weight", sdl::DType::F32, {2, 32}, down.data(), down.size() * 4},
+                                {q + ".lora_up.weight", sdl::DType::F32, {32, 3}, up.data(), up.size() * 4}});
+        expectError(gen + QStringList{mismatch}, 1, "rank");
+        std::vector<float> up2(32 * 2, 0.01f);
+        up2[5] = std::numeric_limits<float>::quiet_NaN();
+        const QString nan = tmp_.filePath("nan-lora.safetensors");
+        sdl::write_safetensors(nan.toStdString(),
+                               {{q + ".lora_down.weight", sdl::DType::F32, {2, 32}, down.data(), down.size() * 4},
+                                {q + ".lora_up.weight", sdl::DType::F32, {32, 2}, up2.data(), up2.size() * 4}});
+        expectError(gen + QStringList{nan}, 1, "NaN");
+        const QString unknown = tmp_.filePath("unknown-lora.safetensors");
+        sdl::write_safetensors(unknown.toStdString(),
+                               {{"lora_unet_warp_drive.lora_down.weight", sdl::DType::F32, {2, 32}, down.data(),
+                                 down.size() * 4},
+                                {"lora_unet_warp_drive.lora_up.weight", sdl::DType::F32, {32, 2}, up2.data(),
+                                 up2.size() * 4}});
+        expectError(gen + QStringList{unknown}, 1, "warp_drive");
+        const QString empty = tmp_.filePath("empty-lora.safetensors");
+        write_all(empty, QByteArray());
+        expectError(gen + QStringList{empty}, 1, "empty-lora.safetensors");
     }
 
     // Odd but valid prompts work.
