@@ -15,6 +15,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <memory>
 
 using namespace sdlui;
 
@@ -60,6 +61,17 @@ void loadTiny(PipelineController& c) {
     c.loadModel(kTiny);
     QTRY_VERIFY_WITH_TIMEOUT(!settled.isEmpty() || !failed.isEmpty(), 60000);
     QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+}
+
+// The whole window on the tiny model, shown, once its model is loaded.
+void openTinyWindow(std::unique_ptr<MainWindow>& window) {
+    MainWindow::Options options;
+    options.persistSettings = false;
+    options.model = kTiny;
+    window = std::make_unique<MainWindow>(options);
+    window->show();
+    QSignalSpy ready(window.get(), &MainWindow::modelReady);
+    WAIT_FOR(ready, 1, 60000);
 }
 
 // A kohya LoRA on tiny-sd's attention layers and text encoder, a kohya textual-inversion file
@@ -204,13 +216,8 @@ private slots:
     }
 
     void closeWindowDuringRun() {
-        MainWindow::Options options;
-        options.persistSettings = false;
-        options.model = kTiny;
-        auto* window = new MainWindow(options);
-        window->show();
-        QSignalSpy ready(window, &MainWindow::modelReady);
-        WAIT_FOR(ready, 1, 60000);
+        std::unique_ptr<MainWindow> window;
+        openTinyWindow(window);
         window->setRunSettings("euler", 200, 128, 128, 1);
         window->setPrompt("a dog wearing hat");
         QSignalSpy steps(window->controller()->worker(), &PipelineWorker::stepDone);
@@ -220,7 +227,7 @@ private slots:
         QElapsedTimer t;
         t.start();
         window->close();
-        delete window;  // cancels, lets the current U-Net call finish, joins the thread
+        window.reset();  // cancels, lets the current U-Net call finish, joins the thread
         qInfo("closing mid-run took %lld ms", t.elapsed());
         QVERIFY(t.elapsed() < 5000);
     }
@@ -228,13 +235,9 @@ private slots:
     // The same measurement with the whole window receiving every step (previews, channel strips,
     // schedule marker, progress): what a user would feel.
     void windowStaysResponsiveDuringGeneration() {
-        MainWindow::Options options;
-        options.persistSettings = false;
-        options.model = kTiny;
-        MainWindow window(options);
-        window.show();
-        QSignalSpy ready(&window, &MainWindow::modelReady);
-        WAIT_FOR(ready, 1, 60000);
+        std::unique_ptr<MainWindow> opened;
+        openTinyWindow(opened);
+        MainWindow& window = *opened;
         window.setRunSettings("lms", 12, 128, 128, 3);
         window.setPrompt("a dog wearing hat");
         QSignalSpy finished(window.controller()->worker(), &PipelineWorker::runFinished);
@@ -402,13 +405,9 @@ private slots:
     }
 
     void windowShowsAVaeFailureAndKeepsRunning() {
-        MainWindow::Options options;
-        options.persistSettings = false;
-        options.model = kTiny;
-        MainWindow window(options);
-        window.show();
-        QSignalSpy ready(&window, &MainWindow::modelReady);
-        WAIT_FOR(ready, 1, 60000);
+        std::unique_ptr<MainWindow> opened;
+        openTinyWindow(opened);
+        MainWindow& window = *opened;
         QSignalSpy vaeFailed(window.controller()->worker(), &PipelineWorker::vaeFailed);
         window.controller()->setVae(SDLENS_TEST_DATA "/no-such-vae.safetensors");
         WAIT_FOR(vaeFailed, 1, 30000);
