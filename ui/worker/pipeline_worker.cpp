@@ -208,6 +208,13 @@ QStringList toStrings(const std::vector<std::string>& v) {
     return out;
 }
 
+std::vector<std::string> toStdStrings(const QStringList& list) {
+    std::vector<std::string> out;
+    for (const auto& s : list)
+        out.push_back(s.toStdString());
+    return out;
+}
+
 ModelSummary summarize(const sdl::StableDiffusion& sd, const QString& path) {
     const auto& info = sd.info();
     ModelSummary s;
@@ -322,10 +329,7 @@ struct PipelineWorker::State {
         if (paths != comparedPaths || compared.empty()) {
             compared.clear();  // frees the old ones before the new ones arrive
             comparedPaths.clear();
-            std::vector<std::string> list;
-            for (const auto& p : paths)
-                list.push_back(p.toStdString());
-            compared = sdl::load_vaes_for(model(), list);
+            compared = sdl::load_vaes_for(model(), toStdStrings(paths));
             comparedPaths = paths;
         }
         return compared;
@@ -434,25 +438,19 @@ void PipelineWorker::applyLoras(const QVector<LoraChoice>& loras) {
 
 void PipelineWorker::applyEmbeddings(const QStringList& paths) {
     auto& sd = state_->model();
-    auto toStd = [](const QStringList& list) {
-        std::vector<std::string> out;
-        for (const auto& p : list)
-            out.push_back(p.toStdString());
-        return out;
-    };
     try {
-        sd.set_embeddings(toStd(paths));
+        sd.set_embeddings(toStdStrings(paths));
     } catch (const std::exception&) {
         QStringList good;
         for (const auto& p : paths) {
             try {
-                sd.set_embeddings(toStd(good + QStringList{p}));
+                sd.set_embeddings(toStdStrings(good + QStringList{p}));
                 good << p;
             } catch (const std::exception& e) {
                 emit textualInversionFailed(p, errorText(e));
             }
         }
-        sd.set_embeddings(toStd(good));
+        sd.set_embeddings(toStdStrings(good));
     }
     QVector<TextualInversion> loaded;
     for (const auto& e : sd.embeddings())
