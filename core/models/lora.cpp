@@ -1,6 +1,7 @@
 #include "core/models/lora.h"
 
 #include "core/io/tensor_io.h"
+#include "core/models/weights.h"
 #include "core/util/error.h"
 
 #include <algorithm>
@@ -9,13 +10,6 @@
 namespace sdl {
 
 namespace {
-
-std::string shape_text(c10::IntArrayRef shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i)
-        s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 using Weights = std::unordered_map<std::string, torch::Tensor>;
 
@@ -43,7 +37,7 @@ bool fits(c10::IntArrayRef weight, const std::vector<int64_t>& down, const std::
 std::string update_text(const LoraLayerFile& l) {
     std::vector<int64_t> s{l.up.shape[0], l.down.shape[1]};
     s.insert(s.end(), l.down.shape.begin() + 2, l.down.shape.end());
-    return shape_text(s);
+    return shape_str(s);
 }
 
 } // namespace
@@ -69,7 +63,7 @@ PreparedLora prepare_lora(const LoraFile& file, torch::nn::Module* text_encoder,
         const torch::Tensor& weight = it->second;
         if (!fits(weight.sizes(), l.down.shape, l.up.shape))
             throw Error(file.path + ": '" + l.key + "' makes a " + update_text(l) + " update but this model's " +
-                        lora_network_name(l.network) + " " + l.module + ".weight is " + shape_text(weight.sizes()) +
+                        lora_network_name(l.network) + " " + l.module + ".weight is " + shape_str(weight.sizes()) +
                         ": the LoRA was made for another model family (SD 2.x's text encoder and cross-attention "
                         "are 1024 wide, SDXL's 2048) or another model size");
         LoraDelta d;

@@ -9,15 +9,6 @@
 namespace sdl {
 namespace {
 
-std::string shape_str(c10::IntArrayRef shape) {
-    std::ostringstream s;
-    s << '[';
-    for (size_t i = 0; i < shape.size(); ++i)
-        s << (i ? ", " : "") << shape[i];
-    s << ']';
-    return s.str();
-}
-
 // Parameters and buffers together: both are state-dict entries.
 std::vector<std::pair<std::string, torch::Tensor>> state_entries(torch::nn::Module& module) {
     std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -36,6 +27,15 @@ std::string describe(const ComponentFiles& files) {
 }
 
 } // namespace
+
+std::string shape_str(c10::IntArrayRef shape) {
+    std::ostringstream s;
+    s << '[';
+    for (size_t i = 0; i < shape.size(); ++i)
+        s << (i ? ", " : "") << shape[i];
+    s << ']';
+    return s.str();
+}
 
 ModelCheck check_weights(torch::nn::Module& module, const ComponentFiles& files) {
     ModelCheck check;

@@ -17,6 +17,9 @@ struct ModelCheck {
     bool ok() const { return missing.empty() && unexpected.empty() && misshapen.empty(); }
 };
 
+// "[a, b, c]", as the loaders' messages write shapes.
+std::string shape_str(c10::IntArrayRef shape);
+
 // Compares the module's parameters and buffers with files.tensors by name and shape.
 ModelCheck check_weights(torch::nn::Module& module, const ComponentFiles& files);
 
