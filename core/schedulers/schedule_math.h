@@ -79,5 +79,6 @@ std::unique_ptr<Scheduler> make_ddim(const SchedulerConfig& c);
 std::unique_ptr<Scheduler> make_euler(const SchedulerConfig& c);
 std::unique_ptr<Scheduler> make_euler_ancestral(const SchedulerConfig& c);
 std::unique_ptr<Scheduler> make_dpmpp_2m(const SchedulerConfig& c);
+std::unique_ptr<Scheduler> make_lcm(const SchedulerConfig& c);
 
 } // namespace sdl::detail

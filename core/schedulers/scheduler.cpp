@@ -99,6 +99,8 @@ SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& j, const Schedu
     read(j, "clip_sample_range", c.clip_sample_range);
     read(j, "use_karras_sigmas", c.use_karras_sigmas);
     read(j, "eta", c.eta);
+    read(j, "original_inference_steps", c.original_inference_steps);
+    read(j, "timestep_scaling", c.timestep_scaling);
     c.validate();
     return c;
 }
@@ -133,7 +135,9 @@ nlohmann::json SchedulerConfig::to_json() const {
                         {"clip_sample", clip_sample},
                         {"clip_sample_range", clip_sample_range},
                         {"use_karras_sigmas", use_karras_sigmas},
-                        {"eta", eta}};
+                        {"eta", eta},
+                        {"original_inference_steps", original_inference_steps},
+                        {"timestep_scaling", timestep_scaling}};
     j["trained_betas"] = trained_betas.empty() ? nlohmann::json(nullptr) : nlohmann::json(trained_betas);
     return j;
 }
@@ -152,6 +156,13 @@ void SchedulerConfig::validate() const {
         throw Error("scheduler config: steps_offset must be >= 0, found " + std::to_string(steps_offset));
     if (eta < 0)
         throw Error("scheduler config: eta must be >= 0, found " + std::to_string(eta));
+    if (original_inference_steps < 1)
+        throw Error("scheduler config: original_inference_steps must be at least 1, found " +
+                    std::to_string(original_inference_steps));
+    // Not finite or not positive would make LCM's c_out NaN or negative.
+    if (!(timestep_scaling > 0) || !std::isfinite(timestep_scaling))
+        throw Error("scheduler config: timestep_scaling must be a positive number, found " +
+                    std::to_string(timestep_scaling));
 }
 
 SchedulerConfig default_scheduler_config(const std::string& name) {
@@ -165,6 +176,11 @@ SchedulerConfig default_scheduler_config(const std::string& name) {
     }
     if (name == "euler" || name == "euler_a" || name == "dpmpp_2m") {
         c.steps_offset = 1;
+        return c;
+    }
+    if (name == "lcm") {
+        c.timestep_spacing = "leading";
+        c.set_alpha_to_one = true;
         return c;
     }
     throw Error("unknown scheduler '" + name + "' (expected one of: " + joined(scheduler_names()) + ")");
@@ -201,7 +217,7 @@ void Scheduler::check_step_index(int step_index) const {
 }
 
 const std::vector<std::string>& scheduler_names() {
-    static const std::vector<std::string> names{"lms", "pndm", "ddim", "euler", "euler_a", "dpmpp_2m"};
+    static const std::vector<std::string> names{"lms", "pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lcm"};
     return names;
 }
 
@@ -210,7 +226,8 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const Schedul
     static const std::map<std::string, Make> table{
         {"lms", detail::make_lms},     {"pndm", detail::make_pndm},
         {"ddim", detail::make_ddim},   {"euler", detail::make_euler},
-        {"euler_a", detail::make_euler_ancestral}, {"dpmpp_2m", detail::make_dpmpp_2m}};
+        {"euler_a", detail::make_euler_ancestral}, {"dpmpp_2m", detail::make_dpmpp_2m},
+        {"lcm", detail::make_lcm}};
     const auto it = table.find(name);
     if (it == table.end())
         throw Error("unknown scheduler '" + name + "' (expected one of: " + joined(scheduler_names()) + ")");

@@ -1,4 +1,5 @@
-// Schedules against diffusers (tests/data/reference.json → "schedulers"), and single steps against
+// Schedules against diffusers (tests/data/reference.json → "schedulers", lcm's from
+// lcm_reference.json, made later with tools/make_lcm_reference.py), and single steps against
 // the formulas of the papers, written out independently here (in float64 where that is possible).
 #include "core/schedulers/scheduler.h"
 #include "core/util/error.h"
@@ -16,7 +17,10 @@ namespace {
 const nlohmann::json& reference() {
     static const nlohmann::json j = [] {
         std::ifstream in(SDLENS_TEST_DATA "/reference.json");
-        return nlohmann::json::parse(in);
+        nlohmann::json ref = nlohmann::json::parse(in);
+        std::ifstream lcm(SDLENS_TEST_DATA "/lcm_reference.json");
+        ref["schedulers"].update(nlohmann::json::parse(lcm)["schedulers"]);
+        return ref;
     }();
     return j;
 }
