@@ -108,9 +108,11 @@ struct StableDiffusion::Impl {
     std::unique_ptr<Scheduler> scheduler(const std::string& name, int steps, bool karras = false) const {
         // The model's scheduler config describes how it was trained (betas, prediction type); how
         // to sample (spacing, offset) belongs to the chosen sampler, as when one builds e.g.
-        // LMSDiscreteScheduler with the model's betas in diffusers.
+        // LMSDiscreteScheduler with the model's betas in diffusers. An LCM checkpoint's
+        // original_inference_steps and timestep_scaling describe its distillation, so they count too.
         static const char* kTrainingKeys[] = {"num_train_timesteps", "beta_start", "beta_end", "beta_schedule",
-                                              "trained_betas", "prediction_type"};
+                                              "trained_betas", "prediction_type", "original_inference_steps",
+                                              "timestep_scaling"};
         nlohmann::json training = nlohmann::json::object();
         for (const char* key : kTrainingKeys)
             if (scheduler_json.contains(key))
