@@ -106,7 +106,7 @@ private:
 std::string sampler_label(const std::string& name, bool karras) {
     static const std::map<std::string, std::string> labels = {
         {"lms", "LMS"}, {"pndm", "PLMS"}, {"ddim", "DDIM"}, {"euler", "Euler"}, {"euler_a", "Euler a"},
-        {"dpmpp_2m", "DPM++ 2M"}};
+        {"dpmpp_2m", "DPM++ 2M"}, {"lcm", "LCM"}};
     const auto it = labels.find(name);
     const std::string base = it == labels.end() ? name : it->second;
     return karras ? base + " Karras" : base;
@@ -177,8 +177,12 @@ int run_generate(Args& args) {
     args.finish();
 
     const auto& names = scheduler_names();
-    if (std::find(names.begin(), names.end(), r.scheduler) == names.end())
-        throw UsageError("unknown scheduler '" + r.scheduler + "' (expected lms, pndm, ddim, euler, euler_a or dpmpp_2m)");
+    if (std::find(names.begin(), names.end(), r.scheduler) == names.end()) {
+        std::string list;
+        for (const auto& n : names)
+            list += (list.empty() ? "" : ", ") + n;
+        throw UsageError("unknown scheduler '" + r.scheduler + "' (expected one of: " + list + ")");
+    }
     if (seed_arg && init_latents)
         throw UsageError("--seed and --init-latents are exclusive");
     if (r.steps < 1)

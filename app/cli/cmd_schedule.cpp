@@ -32,7 +32,7 @@ sdl::SchedulerConfig config_for(const std::string& name, const std::optional<std
     return c;
 }
 
-// Integer schedules (PNDM, DDIM, DPM++) print as integers, fractional ones (LMS, Euler) as numbers.
+// Integer schedules (PNDM, DDIM, DPM++, LCM) print as integers, fractional ones (LMS, Euler) as numbers.
 nlohmann::json values(const torch::Tensor& t) {
     const torch::Tensor d = t.to(torch::kFloat64).contiguous();
     const double* p = d.data_ptr<double>();
@@ -56,7 +56,7 @@ int run_schedule(sdl::cli::Args& args) {
             list += (list.empty() ? "" : ", ") + n;
         throw sdl::UsageError("unknown scheduler '" + name + "' (expected one of: " + list + ")");
     }
-    if (karras && (name == "pndm" || name == "ddim"))
+    if (karras && (name == "pndm" || name == "ddim" || name == "lcm"))
         throw sdl::UsageError("--karras applies to sigma schedulers (lms, euler, euler_a, dpmpp_2m), not " + name);
     if (steps < 1)
         throw sdl::UsageError("--steps must be at least 1, got " + std::to_string(steps));

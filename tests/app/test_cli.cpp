@@ -186,6 +186,21 @@ private slots:
         QVERIFY(o["init_noise_sigma"].toDouble() > 1.0);
     }
 
+    void lcmScheduleAndGenerate() {
+        Run r = cli({"schedule", "--scheduler", "lcm", "--steps", "4"});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r.out);
+        QCOMPARE(o["timesteps"].toArray(), (QJsonArray{999, 759, 499, 259}));
+        QCOMPARE(o["sigmas"].toArray().size(), 0);
+        QCOMPARE(o["init_noise_sigma"].toDouble(), 1.0);
+        QCOMPARE(o["config"].toObject()["original_inference_steps"].toInt(), 50);
+        const QString png = tmp_.filePath("lcm.png");
+        r = cli({"generate", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--scheduler", "lcm", "--steps", "4",
+                 "--guidance", "1", "--width", "64", "--height", "64", "--seed", "7", "--out", png});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(read_all(png).contains("Steps: 4, Sampler: LCM, CFG scale: 1, Seed: 7, Size: 64x64"));
+    }
+
     void compareWritesAStripAndOneRunPerValue() {
         const QString strip = tmp_.filePath("strip.png"), dir = tmp_.filePath("runs");
         const Run r = cli({"compare", "--model", kData + "/tiny-sd", "--prompt", "a red fox", "--vary", "guidance",
@@ -314,6 +329,13 @@ private slots:
         expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--scheduler", "warp", "--steps",
                      "1", "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
                     2, "warp");
+    }
+    void lcmRefusesMoreStepsThanItsDistillationSchedule() {
+        expectError({"schedule", "--scheduler", "lcm", "--steps", "51"}, 1, "original_inference_steps");
+        expectError({"schedule", "--scheduler", "lcm", "--steps", "4", "--karras"}, 2, "lcm");
+        expectError({"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--scheduler", "lcm", "--steps", "60",
+                     "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")},
+                    1, "at most 50 steps");
     }
     void badComparisons() {
         const QStringList base = {"compare", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1",
