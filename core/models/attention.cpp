@@ -1,5 +1,7 @@
 #include "core/models/attention.h"
 
+#include "core/models/flash_attention.h"
+
 #include <torch/version.h>
 
 #include <cmath>
@@ -51,6 +53,9 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
         *probs = unfold(p);
         return unfold(torch::bmm(p, fold_heads(v)));
     }
+    if (q.device().is_cpu() && cpu_attention() == CpuAttention::flash &&
+        (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kBFloat16))
+        return flash_attention(q, k, v, causal);
 #if TORCH_VERSION_MAJOR >= 2
     if (!upcast)
         return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);

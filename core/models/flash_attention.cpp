@@ -1,0 +1,78 @@
+#include "core/models/flash_attention.h"
+
+#include "core/models/kernels/attention_kernel.h"
+#include "core/util/error.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+namespace sdl {
+namespace {
+
+std::atomic<CpuAttention> g_attention{CpuAttention::flash};
+
+attention_kernel::AttendFn kernel_for(const std::string& isa) {
+    namespace ak = attention_kernel;
+    if (isa.empty())
+        return ak::best_attend();
+    if (isa == "generic")
+        return ak::generic::attend;
+    if (isa == ak::best_isa() || (isa == "avx2" && std::string(ak::best_isa()) == "avx512"))
+        return isa == "avx512" ? ak::avx512::attend : ak::avx2::attend;
+    throw Error("attention kernel '" + isa + "' does not run on this CPU (best: " + ak::best_isa() + ")");
+}
+
+} // namespace
+
+void set_cpu_attention(CpuAttention a) { g_attention = a; }
+CpuAttention cpu_attention() { return g_attention; }
+
+const char* cpu_attention_label() {
+    if (g_attention == CpuAttention::plain)
+        return "plain";
+    const std::string isa = attention_kernel::best_isa();
+    return isa == "avx512" ? "flash (avx512)" : isa == "avx2" ? "flash (avx2)" : "flash (generic)";
+}
+
+torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                              const std::string& isa) {
+    namespace ak = attention_kernel;
+    TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "flash_attention wants [B, heads, L, d] tensors");
+    TORCH_CHECK(q.device().is_cpu(), "flash_attention runs on the CPU");
+    const auto attend = kernel_for(isa);
+    const int64_t b = q.size(0), heads = q.size(1), lq = q.size(2), d = q.size(3), lk = k.size(2);
+    const int64_t lk_pad = ak::round_up(lk, ak::kKeyPad), d_pad = ak::round_up(d, ak::kDimPad);
+    const auto f32 = q.options().dtype(torch::kFloat);
+    // Packed float32 copies, O(L d) each: queries pre-scaled so the softmax runs in base 2, K
+    // transposed so a score tile reads keys along a row, rows of both padded to whole vectors.
+    auto qs = torch::empty({b, heads, lq, d}, f32);
+    qs.copy_(q).mul_(1.0 / std::sqrt(static_cast<double>(d)) / std::log(2.0));
+    auto kt = torch::zeros({b, heads, d, lk_pad}, f32);
+    kt.narrow(3, 0, lk).copy_(k.transpose(2, 3));
+    auto vp = torch::zeros({b, heads, lk, d_pad}, f32);
+    vp.narrow(3, 0, d).copy_(v);
+    auto out = torch::empty({b, lq, heads, d}, f32);
+
+    const float* qp = qs.data_ptr<float>();
+    const float* ktp = kt.data_ptr<float>();
+    const float* vpp = vp.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    const int64_t blocks = (lq + ak::kQueryBlock - 1) / ak::kQueryBlock;
+    // Consecutive tasks share a head, so a thread's key and value blocks stay in its cache.
+    at::parallel_for(0, b * heads * blocks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(ak::scratch_floats(d, d_pad));
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t nh = t / blocks, i0 = (t % blocks) * ak::kQueryBlock;
+            const int64_t bi = nh / heads, h = nh % heads;
+            const ak::Head head{ktp + nh * d * lk_pad, lk_pad, vpp + nh * lk * d_pad, d_pad, lk, d};
+            attend(qp + (nh * lq + i0) * d, std::min(ak::kQueryBlock, lq - i0), i0, head, causal,
+                   op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch.data());
+        }
+    });
+    return out.to(q.scalar_type()).transpose(1, 2);
+}
+
+} // namespace sdl
