@@ -335,6 +335,11 @@ void MainWindow::connectWorker() {
                                "<i>.safetensors</i> checkpoint (File ▸ Open model file), or drop either here.");
         else
             modelBanner_->hide();
+        // The demo at its native size and 20 steps: a first generation in seconds, not minutes.
+        if (ModelPicker::isDemoModel(s.path))
+            settingsPanel_->useDemoSettings(s.nativeSize, 20);
+        else
+            settingsPanel_->useUserSettings();
         roundTripDone_ = false;
         progressionStale_ = probeStale_ = embeddingsStale_ = true;
         generateView_->setDecodingAvailable(true);

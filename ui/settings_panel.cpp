@@ -17,6 +17,8 @@
 #include <QSpinBox>
 #include <QToolButton>
 
+#include <utility>
+
 namespace sdlui {
 
 int roundTo8(int v) { return std::max(8, (v + 4) / 8 * 8); }
@@ -136,6 +138,27 @@ void SettingsPanel::setRunSettings(const QString& scheduler, int steps, int widt
     height_->setValue(height);
     seed_->setText(QString::number(seed));
     seedLock_->setChecked(true);
+    userSettings_.reset();
+    runSettingsGiven_ = true;
+}
+
+void SettingsPanel::useDemoSettings(int size, int steps) {
+    if (std::exchange(runSettingsGiven_, false) || userSettings_)
+        return;
+    userSettings_ = SizeAndSteps{width_->value(), height_->value(), steps_->value()};
+    width_->setValue(size);
+    height_->setValue(size);
+    steps_->setValue(steps);
+}
+
+void SettingsPanel::useUserSettings() {
+    runSettingsGiven_ = false;
+    if (!userSettings_)
+        return;
+    width_->setValue(userSettings_->width);
+    height_->setValue(userSettings_->height);
+    steps_->setValue(userSettings_->steps);
+    userSettings_.reset();
 }
 
 void SettingsPanel::rollSeedUnlessLocked() {
@@ -235,13 +258,13 @@ void SettingsPanel::load(const QSettings& s) {
 void SettingsPanel::save(QSettings& s) const {
     s.setValue("scheduler", scheduler_->currentText());
     s.setValue("karras", karras_->isChecked());
-    s.setValue("steps", steps_->value());
+    s.setValue("steps", userSettings_ ? userSettings_->steps : steps_->value());
     s.setValue("guidance", guidance_->value());
     s.setValue("seed", seed_->text());
     s.setValue("seedLocked", seedLock_->isChecked());
     s.setValue("recordAttention", recordAttention_->isChecked());
-    s.setValue("width", width_->value());
-    s.setValue("height", height_->value());
+    s.setValue("width", userSettings_ ? userSettings_->width : width_->value());
+    s.setValue("height", userSettings_ ? userSettings_->height : height_->value());
     s.setValue("clipSkip", clipSkip_->value());
     s.setValue("device", device_->currentText());
     s.setValue("dtype", dtype_->currentText());

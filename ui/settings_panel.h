@@ -7,6 +7,8 @@
 #include <QHash>
 #include <QWidget>
 
+#include <optional>
+
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
@@ -26,6 +28,12 @@ public:
     // prompts and the model are the window's.
     GenerateSettings settings() const;
     void setRunSettings(const QString& scheduler, int steps, int width, int height, quint64 seed);
+    // The demo model's size and steps, kept until another model opens: then the user's come back.
+    // save() keeps the user's. Applied only on the way into the demo (a reload keeps what was set),
+    // and not to the load right after setRunSettings (a reopened trace, --screenshots): given
+    // settings win.
+    void useDemoSettings(int size, int steps);
+    void useUserSettings();
     // An unlocked seed is a new random one for every generation.
     void rollSeedUnlessLocked();
     QString device() const;
@@ -59,6 +67,11 @@ private:
     QString vaeInUse_;
     QStringList recentVaes_;
     QHash<QString, QString> vaeByModel_;
+    struct SizeAndSteps {
+        int width, height, steps;
+    };
+    std::optional<SizeAndSteps> userSettings_;  // set while the demo's replace them
+    bool runSettingsGiven_ = false;
     QComboBox* vae_;
     QComboBox* scheduler_;
     QCheckBox* karras_;

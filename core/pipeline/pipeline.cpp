@@ -259,6 +259,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.text_layers = te_cfg.num_hidden_layers;
     info.scaling_factor = m.vae->config().scaling_factor;
     info.vae_spelling = files.vae.spelling;
+    info.native_size = static_cast<int>(m.unet->config().sample_size) * 8;
     if (!options.vae.empty())
         sd->set_vae(options.vae);
     if (!options.loras.empty())

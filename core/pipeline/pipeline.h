@@ -61,6 +61,7 @@ struct ModelInfo {
     std::string vae;               // the VAE in use: empty for the model's own, else its name
     std::string vae_path;          // and where it came from
     std::vector<std::string> warnings;  // from loading (a VAE trained for another family, ...)
+    int native_size = 512;         // the image side the U-Net was trained for: its sample_size x 8 (the VAE's factor)
 };
 
 // What one applied LoRA changes, layer by layer: where in the networks it acts.

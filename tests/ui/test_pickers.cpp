@@ -9,6 +9,7 @@
 #include <QDoubleSpinBox>
 #include <QLabel>
 #include <QPushButton>
+#include <QSettings>
 #include <QSlider>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -71,6 +72,36 @@ private slots:
         // Going back to the model's own VAE forgets the choice for that model.
         panel.rememberVae("/models/a", QString());
         QVERIFY(panel.vaeFor("/models/a").isEmpty());
+    }
+
+    void demoSettingsLastUntilAnotherModel() {
+        SettingsPanel panel(false);
+        bool offersLcm = false;
+        for (const auto* combo : panel.findChildren<QComboBox*>())
+            offersLcm = offersLcm || comboTexts(combo).contains("lcm");
+        QVERIFY(offersLcm);
+        const auto sizeAndSteps = [&] {
+            const GenerateSettings s = panel.settings();
+            return QList<int>{s.width, s.height, s.steps};
+        };
+        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        panel.useDemoSettings(128, 20);
+        QCOMPARE(sizeAndSteps(), (QList<int>{128, 128, 20}));
+        QTemporaryDir dir;
+        QSettings saved(dir.filePath("settings.ini"), QSettings::IniFormat);
+        panel.save(saved);
+        QCOMPARE(saved.value("width").toInt(), 512);  // the user's, not the demo's
+        QCOMPARE(saved.value("steps").toInt(), 50);
+        // The demo reloaded (another precision) must not take its own values for the user's.
+        panel.useDemoSettings(128, 20);
+        panel.useUserSettings();
+        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        panel.useUserSettings();
+        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        // Settings given for the next load (a trace, --screenshots) are not replaced by the demo's.
+        panel.setRunSettings("lms", 10, 256, 256, 1);
+        panel.useDemoSettings(128, 20);
+        QCOMPARE(sizeAndSteps(), (QList<int>{256, 256, 10}));
     }
 
     void loraListRemembersPerModel() {

@@ -5,12 +5,15 @@
 #include "fixtures/lora_fixtures.h"
 #include "ui/lora_panel.h"
 #include "ui/main_window.h"
+#include "ui/model_picker.h"
 #include "ui/views/compare_view.h"
 #include "ui/worker/pipeline_controller.h"
 #include "ui/worker/pipeline_worker.h"
 
+#include <QDirIterator>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -89,6 +92,17 @@ struct LoraFiles {
         f.write("not a safetensors file");
     }
 };
+
+bool copyTree(const QString& from, const QString& to) {
+    QDirIterator it(from, QDir::Files, QDirIterator::Subdirectories);
+    while (it.hasNext()) {
+        const QString file = it.next();
+        const QString target = to + "/" + QDir(from).relativeFilePath(file);
+        if (!QDir().mkpath(QFileInfo(target).path()) || !QFile::copy(file, target))
+            return false;
+    }
+    return true;
+}
 
 bool allFinite(const FloatTensor& t) {
     for (float v : t.values)
@@ -576,6 +590,35 @@ private slots:
         WAIT_FOR(changed, before + 1, 60000);
         QCOMPARE(changed.last().first().value<QVector<LoraSummary>>().size(), 1);
         QCOMPARE(changed.last().first().value<QVector<LoraSummary>>().first().strength, 0.5);
+    }
+
+    void demoModelOpensAtItsNativeSizeAndTheUsersSettingsComeBack() {
+        // The demo is whatever lies at demoModelPath(): tiny-sd copied there, under Qt's test paths.
+        QStandardPaths::setTestModeEnabled(true);
+        const QString demo = ModelPicker::demoModelPath();
+        QDir(demo).removeRecursively();
+        QVERIFY(copyTree(kTiny, demo));
+        MainWindow::Options options;
+        options.persistSettings = false;
+        options.model = kTiny;
+        MainWindow window(options);
+        window.show();
+        QSignalSpy ready(&window, &MainWindow::modelReady);
+        const auto sizeAndSteps = [&] {
+            const GenerateSettings s = window.currentSettings();
+            return QList<int>{s.width, s.height, s.steps};
+        };
+        WAIT_FOR(ready, 1, 60000);
+        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));  // a user's model keeps the user's settings
+        window.openModel(demo);
+        WAIT_FOR(ready, 2, 60000);
+        QCOMPARE(ready.last().first().value<ModelSummary>().nativeSize, 128);  // sample_size 16
+        QCOMPARE(sizeAndSteps(), (QList<int>{128, 128, 20}));
+        window.openModel(kTiny);
+        WAIT_FOR(ready, 3, 60000);
+        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        QDir(demo).removeRecursively();
+        QStandardPaths::setTestModeEnabled(false);
     }
 
     void badModelIsAMessage() {

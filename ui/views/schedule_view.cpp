@@ -15,16 +15,18 @@
 #include <QVBoxLayout>
 
 #include <exception>
+#include <iterator>
 
 namespace sdlui {
 
 namespace {
 const QColor kColors[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
-                          QColor(214, 39, 40), QColor(148, 103, 189), QColor(140, 86, 75)};
+                          QColor(214, 39, 40), QColor(148, 103, 189), QColor(140, 86, 75),
+                          QColor(227, 119, 194)};
 
 QColor colorFor(const QString& name) {
     const int i = std::max(0, int(schedulerNames().indexOf(name)));
-    return kColors[i % 6];
+    return kColors[i % std::size(kColors)];
 }
 } // namespace
 
@@ -147,7 +149,7 @@ void ScheduleView::rebuild() {
             const Schedule s = computeSchedule(it.key(), steps_, karras_);
             addCurves(it.key(), s.timesteps, s.sigmas, s.sigmasDerived, false);
         }
-        notes << "PNDM and DDIM have no sigmas: their curve is √((1−ᾱₜ)/ᾱₜ) at their timesteps, the same noise "
+        notes << "PNDM, DDIM and LCM have no sigmas: their curve is √((1−ᾱₜ)/ᾱₜ) at their timesteps, the same noise "
                  "scale.";
     } catch (const std::exception& e) {
         notes << QString("<span style='color:#b3261e'>%1</span>").arg(QString::fromUtf8(e.what()));

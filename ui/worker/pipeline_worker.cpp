@@ -233,6 +233,7 @@ ModelSummary summarize(const sdl::StableDiffusion& sd, const QString& path) {
     s.vaePath = QString::fromStdString(info.vae_path);
     s.vaeSpelling = QString::fromStdString(info.vae_spelling);
     s.warnings = toStrings(info.warnings);
+    s.nativeSize = info.native_size;
     return s;
 }
 

@@ -28,7 +28,7 @@ QString GenerateSettings::a1111Parameters() const {
     // A1111 names the samplers after k-diffusion; the closest equivalents of ours.
     static const QHash<QString, QString> samplers = {
         {"lms", "LMS"}, {"pndm", "PLMS"}, {"ddim", "DDIM"},
-        {"euler", "Euler"}, {"euler_a", "Euler a"}, {"dpmpp_2m", "DPM++ 2M"}};
+        {"euler", "Euler"}, {"euler_a", "Euler a"}, {"dpmpp_2m", "DPM++ 2M"}, {"lcm", "LCM"}};
     QString sampler = samplers.value(scheduler, scheduler);
     if (karras)
         sampler += " Karras";

@@ -38,6 +38,7 @@ struct ModelSummary {
     QString vaePath;      // where that VAE came from; empty for the model's own
     QString vaeSpelling;  // how its keys were written: "diffusers", "original (CompVis)", ...
     QStringList warnings; // from loading the model or its VAE
+    int nativeSize = 512; // the image side the U-Net was trained for (ModelInfo::native_size)
 };
 
 // A LoRA to apply, as the settings dock asks for it.
