@@ -14,8 +14,48 @@ namespace {
 
 std::atomic<CpuAttention> g_attention{CpuAttention::flash};
 
-attention_kernel::AttendFn kernel_for(const std::string& isa) {
-    namespace ak = attention_kernel;
+namespace ak = attention_kernel;
+
+// bfloat16 inputs stay bfloat16 for AVX512-BF16's pair products: the query rows zero-padded to even
+// d, K^T and V with the pairs of the products' inner dimension adjacent.
+torch::Tensor attend_bf16(ak::AttendBf16Fn attend, const torch::Tensor& q, const torch::Tensor& k,
+                          const torch::Tensor& v, bool causal) {
+    const int64_t b = q.size(0), heads = q.size(1), lq = q.size(2), d = q.size(3), lk = k.size(2);
+    const int64_t d2 = (d + 1) / 2, lk_pad = ak::round_up(lk, ak::kKeyPad), d_pad = ak::round_up(d, ak::kDimPad);
+    const int64_t lk2 = (lk + 1) / 2;
+    const auto bf = q.options().dtype(torch::kBFloat16);
+    auto qp = torch::zeros({b, heads, lq, 2 * d2}, bf);
+    qp.narrow(3, 0, d).copy_(q);
+    auto kz = torch::zeros({b, heads, lk, 2 * d2}, bf);
+    kz.narrow(3, 0, d).copy_(k);
+    auto kp = torch::zeros({b, heads, d2, lk_pad, 2}, bf);
+    kp.narrow(3, 0, lk).copy_(kz.view({b, heads, lk, d2, 2}).permute({0, 1, 3, 2, 4}));
+    auto vz = torch::zeros({b, heads, 2 * lk2, d_pad}, bf);
+    vz.narrow(2, 0, lk).narrow(3, 0, d).copy_(v);
+    const auto vp = vz.view({b, heads, lk2, 2, d_pad}).permute({0, 1, 2, 4, 3}).contiguous();
+    auto out = torch::empty({b, lq, heads, d}, q.options().dtype(torch::kFloat));
+
+    const auto* qpp = reinterpret_cast<const uint16_t*>(qp.data_ptr<at::BFloat16>());
+    const auto* kpp = reinterpret_cast<const uint16_t*>(kp.data_ptr<at::BFloat16>());
+    const auto* vpp = reinterpret_cast<const uint16_t*>(vp.data_ptr<at::BFloat16>());
+    float* op = out.data_ptr<float>();
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)) / std::log(2.0));
+    const int64_t blocks = (lq + ak::kQueryBlock - 1) / ak::kQueryBlock;
+    at::parallel_for(0, b * heads * blocks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(ak::scratch_floats_bf16(d2, d_pad));
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t nh = t / blocks, i0 = (t % blocks) * ak::kQueryBlock;
+            const int64_t bi = nh / heads, h = nh % heads;
+            const ak::HeadBf16 head{kpp + nh * d2 * lk_pad * 2, lk_pad, vpp + nh * lk2 * d_pad * 2, d_pad, lk, d, d2,
+                                    scale};
+            attend(qpp + (nh * lq + i0) * 2 * d2, std::min(ak::kQueryBlock, lq - i0), i0, head, causal,
+                   op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch.data());
+        }
+    });
+    return out.to(torch::kBFloat16).transpose(1, 2);
+}
+
+ak::AttendFn kernel_for(const std::string& isa) {
     if (isa.empty())
         return ak::best_attend();
     if (isa == "generic")
@@ -33,15 +73,23 @@ CpuAttention cpu_attention() { return g_attention; }
 const char* cpu_attention_label() {
     if (g_attention == CpuAttention::plain)
         return "plain";
-    const std::string isa = attention_kernel::best_isa();
+    // bfloat16 runs on the bfloat16 kernel where there is one.
+    if (ak::bf16_attend())
+        return "flash (avx512bf16 for bf16, avx512 for fp32)";
+    const std::string isa = ak::best_isa();
     return isa == "avx512" ? "flash (avx512)" : isa == "avx2" ? "flash (avx2)" : "flash (generic)";
 }
 
 torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
                               const std::string& isa) {
-    namespace ak = attention_kernel;
     TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "flash_attention wants [B, heads, L, d] tensors");
     TORCH_CHECK(q.device().is_cpu(), "flash_attention runs on the CPU");
+    if (q.scalar_type() == torch::kBFloat16 && (isa.empty() || isa == "avx512bf16")) {
+        if (const auto attend = ak::bf16_attend())
+            return attend_bf16(attend, q, k, v, causal);
+    }
+    if (isa == "avx512bf16")
+        throw Error("attention kernel 'avx512bf16' needs bfloat16 inputs and a CPU with AVX512-BF16");
     const auto attend = kernel_for(isa);
     const int64_t b = q.size(0), heads = q.size(1), lq = q.size(2), d = q.size(3), lk = k.size(2);
     const int64_t lk_pad = ak::round_up(lk, ak::kKeyPad), d_pad = ak::round_up(d, ak::kDimPad);

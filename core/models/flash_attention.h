@@ -13,13 +13,15 @@ enum class CpuAttention {
 };
 void set_cpu_attention(CpuAttention a);
 CpuAttention cpu_attention();
-const char* cpu_attention_label();  // "flash (avx512)", "flash (avx2)", "flash (generic)" or "plain"
+const char* cpu_attention_label();  // "flash (avx512)", ... or "plain": the kernels this CPU runs
 
 // softmax(q k^T / sqrt(d)) v. q [B, heads, Lq, d], k and v [B, heads, Lk, d] on the CPU, float32 or
 // bfloat16, any strides. Computed in float32 whatever the input type (so `upcast` always holds) and
 // returned in q's type as a [B, heads, Lq, d] view of a [B, Lq, heads, d] tensor: merging the heads
-// back is then free. causal: query i sees keys j <= i. isa: "avx512", "avx2", "generic" or empty for
-// the widest this CPU runs (tests run each).
+// back is then free. causal: query i sees keys j <= i. isa: "avx512bf16" (bfloat16 inputs only),
+// "avx512", "avx2", "generic" or empty for the widest this CPU runs (tests run each). The avx512bf16
+// kernel multiplies the bfloat16 inputs as they are but rounds the softmax weights to bfloat16 for
+// the value product (as the plain bfloat16 path does); the others compute everything in float32.
 torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               bool causal = false, const std::string& isa = {});
 

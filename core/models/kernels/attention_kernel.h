@@ -39,6 +39,26 @@ using AttendFn = void (*)(const float* q, int64_t rows, int64_t i0, const Head& 
 AttendFn best_attend();
 const char* best_isa();
 
+// bfloat16 inputs on a CPU with AVX512-BF16 (attention_kernel_avx512bf16.cpp): pairs of bfloat16
+// along the product's inner dimension, so that one instruction takes both.
+struct HeadBf16 {
+    const uint16_t* kp;  // [d2, lk_pad, 2]: K^T, the pair (c, c+1) of a key adjacent; zero past lk and d
+    int64_t lk_pad;      // round_up(lk, kKeyPad)
+    const uint16_t* vp;  // [lk2, d_pad, 2]: V, the pair (j, j+1) of a column adjacent; zero past lk and d
+    int64_t d_pad;       // round_up(d, kDimPad)
+    int64_t lk;
+    int64_t d;
+    int64_t d2;          // (d + 1) / 2
+    float scale;         // log2(e) / sqrt(d), applied to the scores
+};
+int64_t scratch_floats_bf16(int64_t d2, int64_t d_pad);
+// q: rows of d2 pairs (the query's bfloat16 values, zero-padded to even d), unscaled.
+using AttendBf16Fn = void (*)(const uint16_t* q, int64_t rows, int64_t i0, const HeadBf16& head, bool causal,
+                              float* out, int64_t ldo, float* scratch);
+// avx512bf16::attend where this build and this CPU run it, else null.
+AttendBf16Fn bf16_attend();
+
+namespace avx512bf16 { void attend(const uint16_t*, int64_t, int64_t, const HeadBf16&, bool, float*, int64_t, float*); }
 namespace avx512 { void attend(const float*, int64_t, int64_t, const Head&, bool, float*, int64_t, float*); }
 namespace avx2 { void attend(const float*, int64_t, int64_t, const Head&, bool, float*, int64_t, float*); }
 namespace generic { void attend(const float*, int64_t, int64_t, const Head&, bool, float*, int64_t, float*); }

@@ -105,6 +105,28 @@ private slots:
             }
     }
 
+    // The AVX512-BF16 kernel also rounds the softmax weights to bfloat16 (relative 2^-9 each) before
+    // the value product: the output moves by up to 2^-9 of sum_j p_j |v_j|, at most 2^-9 max |v|,
+    // on top of its own rounding.
+    void avx512bf16WithinWeightRounding() {
+        if (!sdl::attention_kernel::bf16_attend())
+            QSKIP("this CPU has no AVX512-BF16");
+        for (const auto& c : kCases) {
+            const auto q = heads_view(c.b, c.heads, c.lq, c.d).to(torch::kBFloat16),
+                       k = heads_view(c.b, c.heads, c.lk, c.d).to(torch::kBFloat16),
+                       v = heads_view(c.b, c.heads, c.lk, c.d).to(torch::kBFloat16);
+            const auto out = sdl::flash_attention(q, k, v, c.causal, "avx512bf16");
+            QCOMPARE(out.scalar_type(), torch::kBFloat16);
+            const auto ref = reference(q, k, v, c.causal);
+            const double vmax = v.abs().max().item<double>();
+            const auto excess = (out.to(torch::kDouble) - ref).abs() -
+                                (ref.abs() * std::ldexp(1.0, -8) + vmax * std::ldexp(1.0, -9) + 1e-6);
+            QVERIFY2(excess.max().item<double>() <= 0, qPrintable(label(c, "avx512bf16")));
+        }
+        QVERIFY_THROWS_EXCEPTION(std::exception, sdl::flash_attention(torch::zeros({1, 1, 1, 2}), torch::zeros({1, 1, 1, 2}),
+                                                                      torch::zeros({1, 1, 1, 2}), false, "avx512bf16"));
+    }
+
     // The heads come back as a view of [B, L, heads, d], so merging them is free.
     void outputMergesHeadsWithoutACopy() {
         const auto q = heads_view(2, 8, 33, 40);
@@ -122,6 +144,12 @@ private slots:
             QVERIFY(out[0][0][42].isnan().all().item<bool>());
             QCOMPARE(out.isnan().sum().item<int64_t>(), int64_t{16});
         }
+        auto q = torch::randn({1, 1, 100, 16}, torch::kBFloat16);
+        q[0][0][42][3] = NAN;
+        const auto out = sdl::flash_attention(q, torch::randn({1, 1, 300, 16}, torch::kBFloat16),
+                                              torch::randn({1, 1, 300, 16}, torch::kBFloat16));
+        QVERIFY(out[0][0][42].isnan().all().item<bool>());
+        QCOMPARE(out.isnan().sum().item<int64_t>(), int64_t{16});
     }
 
     // scaled_attention takes the kernel by default; the plain path (bmm, softmax, bmm) gives the same
