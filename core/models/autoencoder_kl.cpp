@@ -174,7 +174,7 @@ LatentDistribution AutoencoderKLImpl::encode(const torch::Tensor& image) {
     if (image.dim() != 4 || image.size(1) != config_.in_channels || image.size(2) % f || image.size(3) % f)
         throw Error("vae: image must be [B, " + std::to_string(config_.in_channels) + ", H, W] with H and W multiples of " +
                     std::to_string(f) + ", found " + c10::str(image.sizes()));
-    auto moments = encoder(image);  // [B, 2C, H/8, W/8]
+    auto moments = encoder(image.to(encoder_dtype()));  // [B, 2C, H/8, W/8]
     if (quant_conv)
         moments = quant_conv(moments);
     auto parts = moments.chunk(2, 1);
@@ -185,7 +185,17 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latents) {
     if (latents.dim() != 4 || latents.size(1) != config_.latent_channels)
         throw Error("vae: latents must be [B, " + std::to_string(config_.latent_channels) + ", h, w], found " +
                     c10::str(latents.sizes()));
-    return decoder(post_quant_conv ? post_quant_conv(latents) : latents);  // [B, 3, 8h, 8w]
+    const auto z = latents.to(decoder_dtype());
+    return decoder(post_quant_conv ? post_quant_conv(z) : z);  // [B, 3, 8h, 8w]
+}
+
+void AutoencoderKLImpl::set_dtypes(torch::Dtype encoder_side, torch::Dtype decoder_side) {
+    encoder->to(encoder_side);
+    if (quant_conv)
+        quant_conv->to(encoder_side);
+    decoder->to(decoder_side);
+    if (post_quant_conv)
+        post_quant_conv->to(decoder_side);
 }
 
 torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& latents, const TileOptions& t) {
@@ -212,23 +222,24 @@ torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& latents, cons
             sum.slice(2, y * f, (y + th) * f).slice(3, x * f, (x + tw) * f).add_(tile * wt);
             weight.slice(2, y * f, (y + th) * f).slice(3, x * f, (x + tw) * f).add_(wt);
         }
-    return (sum / weight).to(latents.scalar_type());
+    return (sum / weight).to(decoder_dtype());
 }
 
 DecodeResult decode_checked(AutoencoderKL& vae, const torch::Tensor& latents, bool tiled) {
     const auto run = [&](const torch::Tensor& z) { return tiled ? vae->decode_tiled(z) : vae->decode(z); };
     DecodeResult r;
     r.image = run(latents);
-    if (r.image.scalar_type() != torch::kHalf || torch::isfinite(r.image).all().item<bool>())
+    if (vae->decoder_dtype() != torch::kHalf || torch::isfinite(r.image).all().item<bool>())
         return r;
-    vae->to(torch::kFloat);
+    const auto encoder_side = vae->encoder_dtype();
+    vae->set_dtypes(encoder_side, torch::kFloat);
     try {
-        r.image = run(latents.to(torch::kFloat));
+        r.image = run(latents);
     } catch (...) {
-        vae->to(torch::kHalf);
+        vae->set_dtypes(encoder_side, torch::kHalf);
         throw;
     }
-    vae->to(torch::kHalf);
+    vae->set_dtypes(encoder_side, torch::kHalf);
     r.redone_in_fp32 = true;
     return r;
 }

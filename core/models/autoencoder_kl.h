@@ -52,6 +52,7 @@ class VaeCoderImpl : public torch::nn::Module {
 public:
     VaeCoderImpl(const AutoencoderKLConfig& c, bool decoder);
     torch::Tensor forward(const torch::Tensor& x);
+    torch::Dtype dtype() const { return conv_in->weight.scalar_type(); }
 
 private:
     bool decoder_;
@@ -67,6 +68,9 @@ struct TileOptions {
     int64_t overlap = 16;  // latent pixels shared by neighbouring tiles, cross-faded
 };
 
+// The encoder side (encoder, quant_conv) and the decoder side (post_quant_conv, decoder) may hold
+// different dtypes (the precision each runs fastest in, core/models/precision.h): encode() and decode()
+// convert their input to their side's dtype and return that dtype.
 class AutoencoderKLImpl : public torch::nn::Module {
 public:
     explicit AutoencoderKLImpl(const AutoencoderKLConfig& c);
@@ -75,6 +79,10 @@ public:
     // latents [B, C, h, w] without the scaling factor -> image [B, out_channels, 8h, 8w], about [-1, 1],
     // not clamped.
     torch::Tensor decode(const torch::Tensor& latents);
+    // Converts each side's floating-point weights (lossy from fp32 to a 16-bit type).
+    void set_dtypes(torch::Dtype encoder_side, torch::Dtype decoder_side);
+    torch::Dtype encoder_dtype() const { return encoder->dtype(); }
+    torch::Dtype decoder_dtype() const { return decoder->dtype(); }
     // Decodes overlapping tiles and cross-fades them: memory is bounded by one tile's decode (SD 1.5,
     // CPU fp32: a 512x512 tile peaks at 1.7 GB RSS, so any size fits in about 2 GB, where a plain
     // 1024x1024 decode needs four times the activations). GroupNorm statistics are per tile, so
@@ -101,8 +109,8 @@ struct DecodeResult {
 };
 
 // SD 1.x VAEs overflow in fp16 on some latents (diffusers marks them force_upcast). Decodes in the
-// module's dtype and, when that is fp16 and the result is not finite, once more in float32 (the
-// module is converted for that call and back; fp16 -> fp32 -> fp16 is lossless).
+// decoder side's dtype and, when that is fp16 and the result is not finite, once more in float32 (the
+// decoder side is converted for that call and back; fp16 -> fp32 -> fp16 is lossless).
 DecodeResult decode_checked(AutoencoderKL& vae, const torch::Tensor& latents, bool tiled = false);
 
 } // namespace sdl

@@ -29,7 +29,20 @@ AutoencoderKL load_vae(const ComponentFiles& files, torch::Dtype dtype, torch::D
     return load<AutoencoderKL, AutoencoderKLConfig>(files, dtype, device);
 }
 
+AutoencoderKL load_vae(const ComponentFiles& files, torch::Dtype encoder_side, torch::Dtype decoder_side,
+                       torch::Device device) {
+    // Read in fp32 when the sides differ, so that neither passes through a 16-bit type it does not keep.
+    auto vae = load_vae(files, encoder_side == decoder_side ? encoder_side : torch::kFloat, device);
+    vae->set_dtypes(encoder_side, decoder_side);
+    return vae;
+}
+
 LoadedVae load_vae_for(const std::string& model, const std::string& vae, torch::Dtype dtype, torch::Device device) {
+    return load_vae_for(model, vae, dtype, dtype, device);
+}
+
+LoadedVae load_vae_for(const std::string& model, const std::string& vae, torch::Dtype encoder_side,
+                       torch::Dtype decoder_side, torch::Device device) {
     LoadedVae out;
     if (!model.empty()) {
         ModelFiles m = open_model_files(model);
@@ -37,7 +50,7 @@ LoadedVae load_vae_for(const std::string& model, const std::string& vae, torch::
         if (vae.empty()) {
             out.label = "model's VAE";
             out.spelling = m.vae.spelling;
-            out.vae = load_vae(m.vae, dtype, device);
+            out.vae = load_vae(m.vae, encoder_side, decoder_side, device);
             return out;
         }
     } else if (vae.empty()) {
@@ -49,7 +62,7 @@ LoadedVae load_vae_for(const std::string& model, const std::string& vae, torch::
     out.path = vae;
     out.spelling = vae_spelling_name(v.spelling);
     out.warnings = std::move(v.warnings);
-    out.vae = load_vae(v.files, dtype, device);
+    out.vae = load_vae(v.files, encoder_side, decoder_side, device);
     return out;
 }
 

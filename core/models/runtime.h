@@ -14,6 +14,8 @@ torch::Dtype parse_dtype(const std::string& name, const torch::Device& device);
 // fp16 on CUDA. On a CPU with bf16 instructions (AVX512-BF16 or AMX), bf16: the U-Net 2.5-6x and the VAE 1.6x faster than fp32,
 // and images within 4/255 mean / 33 dB PSNR of fp32's (tested; measured 1.4-2.5/255, 37-43 dB);
 // elsewhere fp32, since emulated bf16 is slower than fp32. fp32 reproduces diffusers' CPU numbers to 1e-5.
+// Not every such CPU runs every network faster in bf16, so the pipeline measures each one instead
+// (core/models/precision.h); this stays the default of the commands that run one network alone.
 torch::Dtype default_dtype(const torch::Device& device);
 bool cpu_has_native_bf16();
 const char* dtype_label(torch::Dtype t);  // "fp32", "fp16", "bf16"

@@ -127,6 +127,21 @@ private slots:
         QVERIFY(max_abs(r.image, reference("vae.decoded_mean")) <= 1e-4);
     }
 
+    // Each side runs in its own dtype, converting its input: the fp32 side gives fp32's numbers bit for bit.
+    void sidesHoldTheirOwnDtypes() {
+        torch::NoGradGuard g;
+        auto fp32 = load(false, torch::kFloat);
+        auto mixed = sdl::load_vae(tiny(false).vae, torch::kBFloat16, torch::kFloat, torch::kCPU);
+        QCOMPARE(mixed->encoder_dtype(), torch::kBFloat16);
+        QCOMPARE(mixed->decoder_dtype(), torch::kFloat);
+        const auto d = mixed->encode(reference("vae.image"));
+        QCOMPARE(d.mean.scalar_type(), torch::kBFloat16);
+        QVERIFY(max_abs(d.mean, reference("vae.mean")) <= 0.05 * reference("vae.mean").abs().max().item<double>());
+        QVERIFY(mixed->decode(reference("vae.mean")).equal(fp32->decode(reference("vae.mean"))));
+        mixed->set_dtypes(torch::kFloat, torch::kBFloat16);
+        QCOMPARE(mixed->decode_tiled(reference("vae.mean"), {8, 2}).scalar_type(), torch::kBFloat16);
+    }
+
     void badInputsNamed() {
         auto m = load(false, torch::kFloat);
         expect_error([&] { m->encode(torch::zeros({1, 3, 100, 100})); }, {"multiples of 8", "100"});
