@@ -325,7 +325,8 @@ void MainWindow::connectWorker() {
         loraPanel_->setModel(s.path);
         showWarnings(s.warnings);
         statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
-        statusDevice_->setText(s.device + " · " + s.dtype);
+        statusDevice_->setText(s.device + " · " + s.dtypes);
+        statusDevice_->setToolTip("Precision: " + s.precision);
         if (ModelPicker::isDemoModel(s.path))
             modelBanner_->show(Banner::Kind::Warning,
                                "<b>This is the tiny demo model:</b> its weights are random, so its images are "

@@ -106,9 +106,10 @@ SettingsPanel::SettingsPanel(bool persist, QWidget* parent) : QWidget(parent), p
     form->addRow("Device:", device_);
     dtype_ = new QComboBox;
     dtype_->addItems({"auto", "fp32", "fp16", "bf16"});
-    dtype_->setToolTip("auto: fp16 on CUDA; on the CPU bf16 where it has bf16 instructions (AVX512-BF16, AMX), "
-                       "else fp32. fp32 reproduces diffusers' CPU numbers exactly; bf16 images stay within "
-                       "about 2/255 of them on average.");
+    dtype_->setToolTip("auto: fp16 on CUDA; on a CPU with bf16 instructions (AVX512-BF16, AMX) each network in "
+                       "whichever of fp32 and bf16 was measured faster on it (once, then cached; the status bar "
+                       "says which and why), else fp32. fp32 reproduces diffusers' CPU numbers exactly; bf16 "
+                       "images stay within about 2/255 of them on average.");
     form->addRow("Precision:", dtype_);
     connect(device_, &QComboBox::currentTextChanged, this, &SettingsPanel::runtimeChanged);
     connect(dtype_, &QComboBox::currentTextChanged, this, &SettingsPanel::runtimeChanged);

@@ -2,6 +2,7 @@
 #include "app/cli/command.h"
 #include "app/cli/runtime_flags.h"
 #include "core/util/error.h"
+#include "core/models/runtime.h"
 #include "core/pipeline/pipeline.h"
 
 #include <nlohmann/json.hpp>
@@ -11,8 +12,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <sys/resource.h>
 
@@ -30,15 +31,6 @@ double peak_rss_mb() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return u.ru_maxrss / 1024.0;
-}
-
-std::string cpu_name() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("model name", 0) == 0)
-            return line.substr(line.find(':') + 2);
-    return "unknown";
 }
 
 // Lines of at::show_config() that say which BLAS and oneDNN LibTorch was built with.
@@ -124,6 +116,28 @@ nlohmann::json profile_ops(F&& f) {
     return out;
 }
 
+nlohmann::json network_precision_json(const NetworkPrecision& p) {
+    nlohmann::json j = {{"dtype", dtype_label(p.dtype)}, {"reason", p.reason}};
+    if (p.measured) {
+        const auto& m = *p.measured;
+        j["fp32_seconds"] = m.fp32_seconds;
+        j["bf16_seconds"] = m.bf16_seconds;
+        j["bf16_error"] = std::isfinite(m.bf16_error) ? nlohmann::json(m.bf16_error) : nlohmann::json(nullptr);
+        j["measured"] = m.date;
+        j["cached"] = p.cached;
+    }
+    return j;
+}
+
+// Each network's dtype and why; the text encoder runs in the U-Net's.
+nlohmann::json precision_json(const PrecisionPlan& plan) {
+    return {{"summary", plan.summary()},
+            {"unet", network_precision_json(plan.unet)},
+            {"vae_encode", network_precision_json(plan.vae_encode)},
+            {"vae_decode", network_precision_json(plan.vae_decode)},
+            {"probe_seconds", plan.probe_seconds}};
+}
+
 int run_bench(Args& args) {
     const std::string model = args.required("--model");
     const int width = args.get_int("--width", 512);
@@ -147,7 +161,7 @@ int run_bench(Args& args) {
 
     nlohmann::json j;
     j["versions"] = {{"libtorch", TORCH_VERSION},
-                     {"device", device.is_cuda() ? "cuda" : cpu_name()},
+                     {"device", device.is_cuda() ? "cuda" : cpu_model_name()},
                      {"backends", backend_lines()},
                      {"threads", at::get_num_threads()}};
     j["model"] = model;
@@ -157,6 +171,7 @@ int run_bench(Args& args) {
     for (const EmbeddingInfo& e : sd->embeddings())
         j["embeddings"].push_back({{"path", e.path}, {"trigger", e.trigger}, {"vectors", e.vectors}});
     j["dtype"] = sd->info().dtype;
+    j["precision"] = precision_json(sd->info().precision);
     j["size"] = {width, height};
     j["load_s"] = load_s;
 

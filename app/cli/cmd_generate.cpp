@@ -224,6 +224,7 @@ int run_generate(Args& args) {
     nlohmann::json summary;
     summary["seed"] = r.seed;
     summary["seconds"] = seconds;
+    summary["precision"] = sd->info().precision.summary();
     for (const LoraReport& l : sd->loras())
         summary["loras"].push_back(
             {{"path", l.path}, {"format", l.format}, {"strength", l.strength}, {"layers", l.layers.size()}});

@@ -7,6 +7,7 @@
 #include "core/models/unet_2d_condition.h"
 #include "core/models/load.h"
 #include "core/models/lora.h"
+#include "core/models/precision_probe.h"
 #include "core/models/runtime.h"
 #include "core/models/weights.h"
 #include "core/pipeline/textual_inversion.h"
@@ -58,14 +59,14 @@ double available_bytes() {
 // measured on SD 1.5 in float32 (512x512: U-Net call ~0.5 GB of activations, VAE decode ~1.6 GB),
 // scaled by the element size; attention is chunked, so both grow linearly with the pixel count.
 // Images of a batch run one after another, so the count does not matter.
-void check_memory(int width, int height, torch::Dtype dtype, const torch::Device& device) {
+void check_memory(int width, int height, torch::Dtype unet_dtype, torch::Dtype vae_dtype, const torch::Device& device) {
     if (!device.is_cpu())
         return;
-    const double elem = dtype == torch::kFloat32 ? 4.0 : 2.0;
+    const auto elem = [](torch::Dtype d) { return d == torch::kFloat32 ? 4.0 : 2.0; };
     const double latent_px = static_cast<double>(width / 8) * (height / 8);
-    const double unet = 2.0 * latent_px * 320 * elem * 48;
+    const double unet = 2.0 * latent_px * 320 * elem(unet_dtype) * 48;
     const double vae_px = std::min(latent_px, static_cast<double>(kTiledDecodeAbove)) * 64;
-    const double vae = vae_px * 128 * elem * 12;
+    const double vae = vae_px * 128 * elem(vae_dtype) * 12;
     const double need = 1.2 * std::max(unet, vae);
     const double have = available_bytes();
     if (have > 0 && need > have) {
@@ -89,7 +90,7 @@ void check_finite(const torch::Tensor& t, const char* stage) {
 struct StableDiffusion::Impl {
     ModelInfo info;
     torch::Device device = torch::kCPU;
-    torch::Dtype dtype = torch::kFloat32;
+    torch::Dtype dtype = torch::kFloat32;  // the U-Net's and the text encoder's; the VAE's sides hold their own
     std::unique_ptr<ClipTokenizer> tokenizer;
     ClipTextModel text_encoder{nullptr};
     UNet2DConditionModel unet{nullptr};
@@ -214,7 +215,7 @@ struct StableDiffusion::Impl {
 
     torch::Tensor decode(const torch::Tensor& latents, PipelineObserver* observer) {
         const bool tiled = latents.size(2) * latents.size(3) > kTiledDecodeAbove;
-        auto result = decode_checked(vae, (latents / info.scaling_factor).to(device, dtype), tiled);
+        auto result = decode_checked(vae, (latents / info.scaling_factor).to(device), tiled);
         if (result.redone_in_fp32 && observer)
             observer->on_message("the fp16 VAE decode overflowed (NaN/Inf); redone in fp32");
         auto img = result.image.to(torch::kFloat32);
@@ -236,15 +237,17 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
     Impl& m = *sd->impl_;
     m.device = parse_device(options.device);
-    m.dtype = parse_dtype(options.dtype, m.device);
 
     ModelFiles files = open_model_files(path);
     m.tokenizer = std::make_unique<ClipTokenizer>(make_tokenizer(files.tokenizer));
     m.scheduler_json = files.scheduler_config;
 
+    auto chosen = load_in_chosen_precision(
+        files, {m.device, options.dtype, options.unet_dtype, options.vae_encode_dtype, options.vae_decode_dtype});
+    m.dtype = chosen.plan.unet.dtype;
+    m.unet = chosen.unet;
+    m.vae = chosen.vae;
     m.text_encoder = load_text_encoder(files.text_encoder, m.dtype, m.device);
-    m.unet = load_unet(files.unet, m.dtype, m.device);
-    m.vae = load_vae(files.vae, m.dtype, m.device);
     const auto& te_cfg = m.text_encoder->config();
 
     ModelInfo& info = m.info;
@@ -252,6 +255,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     info.layout = layout_name(files.layout);
     info.device = options.device;
     info.dtype = dtype_label(m.dtype);
+    info.precision = chosen.plan;
     info.text_params = parameter_count(*m.text_encoder);
     info.unet_params = parameter_count(*m.unet);
     info.vae_params = parameter_count(*m.vae);
@@ -266,6 +270,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
         sd->set_loras(options.loras);
     if (!options.embeddings.empty())
         sd->set_embeddings(options.embeddings);
+    info.warnings.insert(info.warnings.end(), chosen.warnings.begin(), chosen.warnings.end());
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return sd;
 }
@@ -273,7 +278,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
 std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
     c10::InferenceMode guard;
     Impl& m = *impl_;
-    LoadedVae v = load_vae_for(m.info.path, path, m.dtype, m.device);
+    LoadedVae v = load_vae_for(m.info.path, path, m.vae->encoder_dtype(), m.vae->decoder_dtype(), m.device);
     m.vae = v.vae;
     ModelInfo& info = m.info;
     info.vae = path.empty() ? std::string() : v.label;
@@ -368,7 +373,7 @@ EncodedImage StableDiffusion::encode_image(const torch::Tensor& image) {
     c10::InferenceMode guard;
     if (image.dim() != 4 || image.size(1) != 3 || image.size(2) % 8 || image.size(3) % 8)
         throw Error("encode_image: expected [1, 3, H, W] with H and W multiples of 8");
-    auto dist = impl_->vae->encode(image.to(impl_->device, impl_->dtype));
+    auto dist = impl_->vae->encode(image.to(impl_->device));
     EncodedImage e;
     e.mean = dist.mean.to(torch::kFloat32).cpu();
     e.logvar = dist.logvar.to(torch::kFloat32).cpu();
@@ -399,7 +404,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
     if (r.init_image.defined() && (r.strength <= 0.0 || r.strength > 1.0))
         throw UsageError("strength must be in (0, 1] (got " + std::to_string(r.strength) + ")");
 
-    check_memory(r.width, r.height, m.dtype, m.device);
+    check_memory(r.width, r.height, m.dtype, m.vae->decoder_dtype(), m.device);
 
     const auto cond = m.tokenizer->encode(r.prompt);
     const auto uncond = m.tokenizer->encode(r.negative_prompt);
@@ -425,7 +430,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
         if (r.init_image.defined()) {
             if (r.init_image.size(2) != r.height || r.init_image.size(3) != r.width)
                 throw UsageError("the init image must be resized to the requested size first");
-            auto dist = m.vae->encode(r.init_image.to(m.device, m.dtype));
+            auto dist = m.vae->encode(r.init_image.to(m.device));
             auto init = dist.sample(gen).to(torch::kFloat32).cpu() * m.info.scaling_factor;
             const int64_t init_steps = std::min<int64_t>(static_cast<int64_t>(r.steps * r.strength), r.steps);
             start = std::max<int64_t>(r.steps - init_steps, 0);

@@ -2,6 +2,7 @@
 // The Stable Diffusion pipeline as diffusers runs it, with every intermediate value reported to a
 // PipelineObserver. Owns the three networks; not thread-safe: one caller at a time (the GUI's
 // worker thread, the CLI's main thread).
+#include "core/models/precision.h"
 #include "core/pipeline/observer.h"
 #include "core/tokenizer/clip_tokenizer.h"
 
@@ -22,11 +23,14 @@ struct LoraSpec {
 
 struct RuntimeOptions {
     std::string device = "cpu";  // "cpu" or "cuda"
-    std::string dtype;           // "fp32", "fp16", "bf16"; empty: the device's default
+    std::string dtype;           // "fp32", "fp16", "bf16" for every network; empty: each network's fastest
+                                 // on this machine, measured once and cached (core/models/precision_probe.h)
     int threads = 0;             // CPU threads; 0: all cores
     std::string vae;             // a VAE to use instead of the model's own (see open_vae_files); empty: its own
     std::vector<LoraSpec> loras;          // applied after loading (set_loras)
     std::vector<std::string> embeddings;  // textual-inversion files loaded after loading (set_embeddings)
+    // One network's dtype, over dtype and the measurement (mixed-precision tests); "": as dtype says.
+    std::string unet_dtype, vae_encode_dtype, vae_decode_dtype;
 };
 
 struct GenerateRequest {
@@ -51,7 +55,8 @@ struct ModelInfo {
     std::string path;
     std::string layout;            // "diffusers" or "single-file"
     std::string device;
-    std::string dtype;
+    std::string dtype;             // the U-Net's and the text encoder's; precision has each network's and why
+    PrecisionPlan precision;
     int64_t text_params = 0, unet_params = 0, vae_params = 0;
     int text_hidden = 0;           // D of the text embeddings
     int text_layers = 0;

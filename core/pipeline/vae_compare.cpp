@@ -17,7 +17,7 @@ torch::Tensor decode(const LoadedVae& v, const torch::Tensor& latents, std::vect
     AutoencoderKL vae = v.vae;  // the holder shares the module; decoding is not const
     const auto p = vae->parameters().front();
     const bool tiled = latents.size(2) * latents.size(3) > kTiledDecodeAbove;
-    auto result = decode_checked(vae, (latents / v.scaling_factor).to(p.device(), p.scalar_type()), tiled);
+    auto result = decode_checked(vae, (latents / v.scaling_factor).to(p.device()), tiled);
     if (result.redone_in_fp32)
         warnings.push_back(v.label + ": the fp16 decode overflowed (NaN/Inf); redone in fp32");
     auto image = to_unit(result.image)[0];
@@ -67,7 +67,7 @@ std::vector<VaeResult> compare_vae_round_trips(const std::vector<LoadedVae>& vae
         const auto t0 = std::chrono::steady_clock::now();
         AutoencoderKL vae = v.vae;  // the holder shares the module; encode is not const
         const auto p = vae->parameters().front();
-        const auto mean = vae->encode(image.to(p.device(), p.scalar_type())).mean.to(torch::kFloat32).cpu();
+        const auto mean = vae->encode(image.to(p.device())).mean.to(torch::kFloat32).cpu();
         const auto latents = mean * v.scaling_factor;  // [1, 4, h, w]
         std::vector<std::string> warnings;
         auto decoded = decode(v, latents, warnings);
@@ -105,10 +105,10 @@ std::vector<VaeResult> decode_with_vaes(const std::vector<LoadedVae>& vaes, cons
 std::vector<LoadedVae> load_vaes_for(const StableDiffusion& sd, const std::vector<std::string>& vaes) {
     const auto& info = sd.info();
     const auto device = parse_device(info.device);
-    const auto dtype = parse_dtype(info.dtype, device);
     std::vector<LoadedVae> out;
     for (const auto& path : vaes)
-        out.push_back(load_vae_for(info.path, path, dtype, device));
+        out.push_back(load_vae_for(info.path, path, info.precision.vae_encode.dtype, info.precision.vae_decode.dtype,
+                                   device));
     return out;
 }
 

@@ -222,6 +222,8 @@ ModelSummary summarize(const sdl::StableDiffusion& sd, const QString& path) {
     s.layout = QString::fromStdString(info.layout);
     s.device = QString::fromStdString(info.device);
     s.dtype = QString::fromStdString(info.dtype);
+    s.dtypes = QString::fromStdString(info.precision.dtypes());
+    s.precision = QString::fromStdString(info.precision.summary());
     s.textParams = info.text_params;
     s.unetParams = info.unet_params;
     s.vaeParams = info.vae_params;
