@@ -26,10 +26,10 @@ torch::Tensor attend_bf16(ak::AttendBf16Fn attend, const torch::Tensor& q, const
     const auto bf = q.options().dtype(torch::kBFloat16);
     auto qp = torch::zeros({b, heads, lq, 2 * d2}, bf);
     qp.narrow(3, 0, d).copy_(q);
-    auto kz = torch::zeros({b, heads, lk, 2 * d2}, bf);
-    kz.narrow(3, 0, d).copy_(k);
-    auto kp = torch::zeros({b, heads, d2, lk_pad, 2}, bf);
-    kp.narrow(3, 0, lk).copy_(kz.view({b, heads, lk, d2, 2}).permute({0, 1, 3, 2, 4}));
+    auto kz = torch::zeros({b, heads, lk_pad, 2 * d2}, bf);
+    kz.narrow(2, 0, lk).narrow(3, 0, d).copy_(k);
+    const int64_t panels = lk_pad / ak::kKeyPad;
+    const auto kp = kz.view({b, heads, panels, ak::kKeyPad, d2, 2}).permute({0, 1, 2, 4, 3, 5}).contiguous();
     auto vz = torch::zeros({b, heads, 2 * lk2, d_pad}, bf);
     vz.narrow(2, 0, lk).narrow(3, 0, d).copy_(v);
     const auto vp = vz.view({b, heads, lk2, 2, d_pad}).permute({0, 1, 2, 4, 3}).contiguous();
@@ -95,11 +95,12 @@ torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, co
     const int64_t lk_pad = ak::round_up(lk, ak::kKeyPad), d_pad = ak::round_up(d, ak::kDimPad);
     const auto f32 = q.options().dtype(torch::kFloat);
     // Packed float32 copies, O(L d) each: queries pre-scaled so the softmax runs in base 2, K
-    // transposed so a score tile reads keys along a row, rows of both padded to whole vectors.
+    // transposed in panels so a score tile reads keys along a row, V rows padded to whole vectors.
     auto qs = torch::empty({b, heads, lq, d}, f32);
     qs.copy_(q).mul_(1.0 / std::sqrt(static_cast<double>(d)) / std::log(2.0));
-    auto kt = torch::zeros({b, heads, d, lk_pad}, f32);
-    kt.narrow(3, 0, lk).copy_(k.transpose(2, 3));
+    auto kz = torch::zeros({b, heads, lk_pad, d}, f32);
+    kz.narrow(2, 0, lk).copy_(k);
+    const auto kt = kz.view({b, heads, lk_pad / ak::kKeyPad, ak::kKeyPad, d}).transpose(3, 4).contiguous();
     auto vp = torch::zeros({b, heads, lk, d_pad}, f32);
     vp.narrow(3, 0, d).copy_(v);
     auto out = torch::empty({b, lq, heads, d}, f32);

@@ -10,7 +10,9 @@ namespace sdl::attention_kernel {
 // K^T and of V stay in a core's L2 cache.
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 256;
-// K^T rows and V rows are padded to these (zeros), so that every instruction set reads whole vectors.
+// K^T is stored in panels of kKeyPad keys, each [d, kKeyPad], so that a score tile reads one
+// contiguous block however long the sequence (rows of the whole K^T would put every c a page apart).
+// Keys are padded to whole panels and V rows to whole vectors (zeros).
 constexpr int64_t kKeyPad = 64;
 constexpr int64_t kDimPad = 16;
 
@@ -18,7 +20,7 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // One head's keys and values, packed by the caller.
 struct Head {
-    const float* kt;   // [d, lk_pad]: K transposed, columns past lk are zero
+    const float* kt;   // [lk_pad / kKeyPad, d, kKeyPad]: K^T in panels, keys past lk are zero
     int64_t lk_pad;    // round_up(lk, kKeyPad)
     const float* v;    // [lk, d_pad]: V, columns past d are zero
     int64_t d_pad;     // round_up(d, kDimPad)
@@ -42,7 +44,8 @@ const char* best_isa();
 // bfloat16 inputs on a CPU with AVX512-BF16 (attention_kernel_avx512bf16.cpp): pairs of bfloat16
 // along the product's inner dimension, so that one instruction takes both.
 struct HeadBf16 {
-    const uint16_t* kp;  // [d2, lk_pad, 2]: K^T, the pair (c, c+1) of a key adjacent; zero past lk and d
+    const uint16_t* kp;  // [lk_pad / kKeyPad, d2, kKeyPad, 2]: K^T panels, the pair (c, c+1) of a key
+                         // adjacent; zero past lk and d
     int64_t lk_pad;      // round_up(lk, kKeyPad)
     const uint16_t* vp;  // [lk2, d_pad, 2]: V, the pair (j, j+1) of a column adjacent; zero past lk and d
     int64_t d_pad;       // round_up(d, kDimPad)

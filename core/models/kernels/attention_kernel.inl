@@ -207,7 +207,8 @@ void attend(const float* q, int64_t rows, int64_t i0, const Head& head, bool cau
         const int64_t cols = round_up(keys, kScoreCols);
         for (int64_t i = 0; i < rows_pad; i += kRows)
             for (int64_t j = 0; j < cols; j += kScoreCols)
-                score_tile(qb + i * d, d, head.kt + j0 + j, head.lk_pad, s + i * kKeyBlock + j, kKeyBlock);
+                score_tile(qb + i * d, d, head.kt + (j0 + j) / kKeyPad * d * kKeyPad + (j0 + j) % kKeyPad, kKeyPad,
+                           s + i * kKeyBlock + j, kKeyBlock);
         for (int64_t r = 0; r < rows_pad; ++r) {
             const int64_t valid = causal ? std::clamp<int64_t>(i0 + r - j0 + 1, 0, keys) : keys;
             softmax_row(s + r * kKeyBlock, valid, keys, m[r], l[r], o + r * d_pad, d_pad);

@@ -35,8 +35,8 @@ inline __m512 exp2v(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-// s[r, :] = scale * q[r, :] . k[:, cols]: q rows of d2 bfloat16 pairs, k as [d2][lk_pad][2].
-inline void score_tile(const uint32_t* q, int64_t d2, const uint16_t* kp, int64_t lk_pad, float scale, float* s,
+// s[r, :] = scale * q[r, :] . k[:, cols]: q rows of d2 bfloat16 pairs, k as [d2][ldk][2].
+inline void score_tile(const uint32_t* q, int64_t d2, const uint16_t* kp, int64_t ldk, float scale, float* s,
                        int64_t lds) {
     __m512 acc[kRows][kScoreVecs];
     for (auto& row : acc)
@@ -45,7 +45,7 @@ inline void score_tile(const uint32_t* q, int64_t d2, const uint16_t* kp, int64_
     for (int64_t c = 0; c < d2; ++c) {
         __m512bh kv[kScoreVecs];
         for (int v = 0; v < kScoreVecs; ++v)
-            kv[v] = (__m512bh)_mm512_loadu_si512(kp + (c * lk_pad + v * 16) * 2);
+            kv[v] = (__m512bh)_mm512_loadu_si512(kp + (c * ldk + v * 16) * 2);
         for (int r = 0; r < kRows; ++r) {
             const __m512bh qb = (__m512bh)_mm512_set1_epi32(static_cast<int>(q[r * d2 + c]));
             for (int v = 0; v < kScoreVecs; ++v)
@@ -165,8 +165,8 @@ void attend(const uint16_t* q, int64_t rows, int64_t i0, const HeadBf16& head, b
         const int64_t cols = round_up(keys, kScoreCols);
         for (int64_t i = 0; i < rows_pad; i += kRows)
             for (int64_t j = 0; j < cols; j += kScoreCols)
-                score_tile(qb + i * d2, d2, head.kp + (j0 + j) * 2, head.lk_pad, head.scale, s + i * kKeyBlock + j,
-                           kKeyBlock);
+                score_tile(qb + i * d2, d2, head.kp + ((j0 + j) / kKeyPad * d2 * kKeyPad + (j0 + j) % kKeyPad) * 2,
+                           kKeyPad, head.scale, s + i * kKeyBlock + j, kKeyBlock);
         for (int64_t r = 0; r < rows_pad; ++r) {
             const int64_t valid = causal ? std::clamp<int64_t>(i0 + r - j0 + 1, 0, keys) : keys;
             softmax_row(s + r * kKeyBlock, valid, keys_even, m[r], l[r], p + r * kKeyBlock, o + r * d_pad, d_pad);
