@@ -2,6 +2,7 @@
 #include "app/cli/command.h"
 #include "app/cli/runtime_flags.h"
 #include "core/util/error.h"
+#include "core/models/flash_attention.h"
 #include "core/models/runtime.h"
 #include "core/pipeline/pipeline.h"
 
@@ -148,10 +149,14 @@ int run_bench(Args& args) {
     const bool skip_pipeline = args.has("--no-pipeline");
     const bool profile = args.has("--profile");
     const bool attention = args.has("--attention");
+    const std::string kernel = args.get_or("--attention-kernel", "flash");
     const RuntimeOptions options = runtime_options_with_vae(args);
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
         throw UsageError("--width and --height must be positive multiples of 8");
+    if (kernel != "flash" && kernel != "plain")
+        throw UsageError("--attention-kernel is flash or plain, not '" + kernel + "'");
+    set_cpu_attention(kernel == "plain" ? CpuAttention::plain : CpuAttention::flash);
 
     const auto t_load = Clock::now();
     auto sd = StableDiffusion::load(model, options);
@@ -164,6 +169,7 @@ int run_bench(Args& args) {
                      {"device", device.is_cuda() ? "cuda" : cpu_model_name()},
                      {"backends", backend_lines()},
                      {"threads", at::get_num_threads()}};
+    j["attention_kernel"] = device.is_cuda() ? "cuda" : cpu_attention_label();
     j["model"] = model;
     j["vae"] = sd->info().vae.empty() ? "model" : sd->info().vae_path;
     for (const LoraReport& l : sd->loras())
@@ -242,7 +248,8 @@ int run_bench(Args& args) {
 const Register reg{"bench",
                    "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run, "
                    "--profile adds the operators taking the most time, --attention runs the pipeline again "
-                   "recording the cross-attention maps)",
+                   "recording the cross-attention maps; --attention-kernel plain times the CPU attention as bmm, softmax, "
+                   "bmm instead of the flash kernel)",
                    {"--no-pipeline", "--profile", "--attention"}, run_bench};
 
 } // namespace
