@@ -3,14 +3,17 @@
 
 Writes tests/data/lcm_reference.json (schedules, the config, diffusers' refusal of too many steps)
 and tests/data/lcm_reference.safetensors (step() chains on fixed inputs, the injected noise
-included; a 4-step txt2img run of the tiny model at guidance 1). Runs on the CPU with the reference lab of ../shared/reflab (diffusers 0.27.2, Debian's
+included; a 4-step txt2img run of the tiny model at guidance 1; the same with the tiny U-Net turned
+into an LCM-distilled one, time_cond_proj_dim 32, guided by the guidance-scale embedding). Runs on the CPU with the reference lab of ../shared/reflab (diffusers 0.27.2, Debian's
 torch 1.13):
 
     ../shared/reflab/setup.sh /work/.mirror /tmp/reflab    # prints the PYTHONPATH
     PYTHONPATH=... /usr/bin/python3 tools/make_lcm_reference.py
 """
+import ast
 import json
 import os
+import tempfile
 
 import diffusers
 import torch
@@ -77,6 +80,64 @@ def txt2img(steps, seed, tensors):
             "keys": "e2e.init (the generator's first draw), e2e.steps (latents after each step)"}
 
 
+def guidance_embedding(w, dim):
+    """LatentConsistencyModelPipeline.get_guidance_scale_embedding, as the pipeline calls it. Taken from
+    diffusers' source file, since importing the pipeline class needs transformers."""
+    path = os.path.join(os.path.dirname(diffusers.__file__), "pipelines", "latent_consistency_models",
+                        "pipeline_latent_consistency_text2img.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "get_guidance_scale_embedding")
+    namespace = {"torch": torch}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), namespace)
+    return namespace["get_guidance_scale_embedding"](None, w, embedding_dim=dim)
+
+
+def distilled(steps, seed, guidance, tensors):
+    """tiny-sd's U-Net with time_cond_proj_dim 32 (LCM_Dreamshaper_v7 has 256 on 320 channels): its
+    weights plus a random cond_proj, stored as float16 like the rest. Then LatentConsistencyModelPipeline's
+    loop, written out (the class needs transformers): no classifier-free guidance, the guidance enters
+    as w_embedding of w = guidance - 1."""
+    dim = 32
+    source = os.path.join(DATA, "tiny-sd", "unet")
+    with open(os.path.join(source, "config.json")) as f:
+        config = json.load(f)
+    config["time_cond_proj_dim"] = dim
+    with safe_open(os.path.join(source, "diffusion_pytorch_model.safetensors")) as f:
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    proj = torch.randn(config["block_out_channels"][0], dim, generator=torch.Generator("cpu").manual_seed(seed))
+    weights["time_embedding.cond_proj.weight"] = (proj / dim ** 0.5).half()
+    tensors["distilled.cond_proj.weight"] = weights["time_embedding.cond_proj.weight"]
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f)
+        save_file(weights, os.path.join(folder, "diffusion_pytorch_model.safetensors"))
+        unet = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
+    with safe_open(os.path.join(DATA, "reference.safetensors")) as f:
+        embeds = f.get_tensor("te.last_hidden_state")[0:1]
+
+    w = torch.tensor([0.0, 1.5, 7.5])
+    tensors["distilled.w"] = w
+    tensors["distilled.w_embedding"] = guidance_embedding(w, dim)
+    s = LCMScheduler()
+    s.set_timesteps(steps)
+    gen = torch.Generator("cpu").manual_seed(seed)
+    latents = torch.randn(1, 4, 16, 16, generator=gen) * s.init_noise_sigma
+    tensors["distilled.init"] = latents
+    w_embedding = guidance_embedding(torch.tensor(guidance - 1).repeat(1), dim)
+    out = []
+    with torch.no_grad():
+        for t in s.timesteps:
+            pred = unet(latents, t, timestep_cond=w_embedding, encoder_hidden_states=embeds).sample
+            latents = s.step(pred, t, latents, generator=gen, return_dict=False)[0]
+            out.append(latents[0])
+    tensors["distilled.steps"] = torch.stack(out)
+    return {"time_cond_proj_dim": dim, "prompt": "a dog wearing hat", "steps": steps, "seed": seed,
+            "guidance_scale": guidance, "height": 128, "width": 128, "timesteps": s.timesteps.tolist(),
+            "keys": "distilled.cond_proj.weight (F16, added to tiny-sd's U-Net), distilled.w and "
+                    "distilled.w_embedding (the guidance-scale embedding of w), distilled.init, distilled.steps"}
+
+
 def main():
     out = {
         "generator": "tools/make_lcm_reference.py",
@@ -104,6 +165,7 @@ def main():
         "sample2": chain("sample2", 2, 4000, {"prediction_type": "sample"}, tensors),
     }
     out["e2e"] = txt2img(4, 1234, tensors)
+    out["distilled"] = distilled(4, 4321, 8.5, tensors)
     s = LCMScheduler()
     s.set_timesteps(4)
     x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator("cpu").manual_seed(5000))

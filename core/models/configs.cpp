@@ -189,7 +189,7 @@ ClipTextConfig ClipTextConfig::from_json(const json& j) {
 UNet2DConditionConfig UNet2DConditionConfig::from_json(const json& j) {
     const Reader r(j, "unet");
     UNet2DConditionConfig c;
-    for (const char* key : {"class_embed_type", "addition_embed_type", "time_cond_proj_dim", "encoder_hid_dim",
+    for (const char* key : {"class_embed_type", "addition_embed_type", "encoder_hid_dim",
                             "encoder_hid_dim_type", "num_class_embeds", "time_embedding_dim",
                             "time_embedding_act_fn", "timestep_post_act", "cross_attention_norm",
                             "only_cross_attention", "dual_cross_attention", "class_embeddings_concat",
@@ -229,6 +229,10 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(const json& j) {
     c.upcast_attention = r.boolean("upcast_attention", c.upcast_attention);
     c.conv_in_kernel = r.positive("conv_in_kernel", c.conv_in_kernel);
     c.conv_out_kernel = r.positive("conv_out_kernel", c.conv_out_kernel);
+    c.time_cond_proj_dim = r.positive("time_cond_proj_dim", c.time_cond_proj_dim);
+    // Fewer than two sine frequencies would divide by zero in the guidance-scale embedding.
+    if (c.time_cond_proj_dim > 0 && c.time_cond_proj_dim < 4)
+        r.fail("time_cond_proj_dim", "at least 4", *r.find("time_cond_proj_dim"));
     for (const int64_t k : {c.conv_in_kernel, c.conv_out_kernel})
         if (k % 2 == 0)
             throw Error("unet config: conv_in_kernel/conv_out_kernel must be odd, found " + std::to_string(k));

@@ -53,6 +53,9 @@ struct UNet2DConditionConfig {
     bool upcast_attention = false;       // SD 2.1: attention scores in float32
     int64_t conv_in_kernel = 3;
     int64_t conv_out_kernel = 3;
+    // LCM-distilled U-Nets (LCM_Dreamshaper_v7: 256): width of the guidance-scale embedding added to
+    // the timestep's through time_embedding.cond_proj; 0 for every other U-Net.
+    int64_t time_cond_proj_dim = 0;
 
     int64_t time_embed_dim() const { return block_out_channels.front() * 4; }
     static UNet2DConditionConfig from_json(const nlohmann::json& j);

@@ -17,7 +17,8 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& 
     }
 
     conv_in = register_module("conv_in", Conv2d(c.in_channels, ch[0], c.conv_in_kernel, 1, c.conv_in_kernel / 2));
-    time_embedding = register_module("time_embedding", TimestepEmbedding(ch[0], c.time_embed_dim()));
+    time_embedding =
+        register_module("time_embedding", TimestepEmbedding(ch[0], c.time_embed_dim(), c.time_cond_proj_dim));
 
     UNetBlockOptions base;
     base.temb_channels = c.time_embed_dim();
@@ -73,12 +74,12 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const UNet2DConditionConfig& 
 }
 
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, double timestep,
-                                                const torch::Tensor& context) {
-    return forward(sample, torch::tensor(timestep, torch::kDouble), context);
+                                                const torch::Tensor& context, const torch::Tensor& timestep_cond) {
+    return forward(sample, torch::tensor(timestep, torch::kDouble), context, timestep_cond);
 }
 
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timestep,
-                                                const torch::Tensor& context) {
+                                                const torch::Tensor& context, const torch::Tensor& timestep_cond) {
     const auto& c = config_;
     if (sample.dim() != 4 || sample.size(1) != c.in_channels)
         throw Error("unet: sample must be [B, " + std::to_string(c.in_channels) + ", h, w], found " +
@@ -93,6 +94,12 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
     else if (t.numel() != b)
         throw Error("unet: expected one timestep or " + std::to_string(b) + " (one per sample), found " +
                     std::to_string(t.numel()));
+    if (timestep_cond.defined() && (c.time_cond_proj_dim == 0 || timestep_cond.dim() != 2 ||
+                                    timestep_cond.size(0) != b || timestep_cond.size(1) != c.time_cond_proj_dim))
+        throw Error(c.time_cond_proj_dim == 0
+                        ? std::string("unet: a timestep condition was given to a U-Net without time_cond_proj_dim")
+                        : "unet: the timestep condition must be [" + std::to_string(b) + ", " +
+                              std::to_string(c.time_cond_proj_dim) + "], found " + c10::str(timestep_cond.sizes()));
 
     const ModelHooks* hooks = hooks_;
     const auto emit = [&](const char* name, const torch::Tensor& x) {
@@ -102,7 +109,8 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
     // The sinusoids are computed in float32 whatever the model dtype, then cast, as diffusers does.
     const auto t_emb = timestep_embedding(t.to(sample.device()), c.block_out_channels[0], c.flip_sin_to_cos,
                                           c.freq_shift);
-    const auto temb = time_embedding(t_emb.to(sample.scalar_type()));  // [B, 4 * C0]
+    const auto temb = time_embedding(t_emb.to(sample.scalar_type()),
+                                     timestep_cond.defined() ? timestep_cond.to(sample.scalar_type()) : timestep_cond);
     emit("time_embedding", temb);
 
     auto h = conv_in(c.center_input_sample ? 2 * sample - 1.0 : sample);  // [B, C0, h, w]

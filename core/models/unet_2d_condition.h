@@ -17,8 +17,12 @@ public:
     explicit UNet2DConditionModelImpl(const UNet2DConditionConfig& c);
     // sample [B, in_channels, h, w]; timestep: a 0-dim or one-element tensor (int or float) for the
     // whole batch, or [B] one per element; context [B, 77, cross_attention_dim] -> [B, out_channels, h, w].
-    torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& context);
-    torch::Tensor forward(const torch::Tensor& sample, double timestep, const torch::Tensor& context);
+    // timestep_cond [B, time_cond_proj_dim]: the guidance-scale embedding of an LCM-distilled U-Net
+    // (guidance_scale_embedding); only for such a U-Net, which also runs without it.
+    torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& context,
+                          const torch::Tensor& timestep_cond = {});
+    torch::Tensor forward(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
+                          const torch::Tensor& timestep_cond = {});
 
     // Taps for the explorer; null (the default) turns them off. Not owned; must outlive forward calls.
     void set_hooks(const ModelHooks* hooks) { hooks_ = hooks; }

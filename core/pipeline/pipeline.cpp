@@ -133,13 +133,17 @@ struct StableDiffusion::Impl {
         return text_encoder->encode(ids.to(device), clip_skip).to(torch::kFloat32);
     }
 
-    torch::Tensor unet_call(const torch::Tensor& sample, double t, const torch::Tensor& context) {
+    torch::Tensor unet_call(const torch::Tensor& sample, double t, const torch::Tensor& context,
+                            const torch::Tensor& timestep_cond = {}) {
         auto ts = torch::full({sample.size(0)}, t, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-        auto out = unet->forward(sample.to(device, dtype), ts, context.to(device, dtype));
+        auto out = unet->forward(sample.to(device, dtype), ts, context.to(device, dtype),
+                                 timestep_cond.defined() ? timestep_cond.to(device, dtype) : timestep_cond);
         return out.to(torch::kFloat32);
     }
 
-    // Classifier-free guidance: one batched call on [uncond, cond].
+    // Classifier-free guidance: one batched call on [uncond, cond]. An LCM-distilled U-Net learnt the
+    // guided prediction itself: it is told w = guidance - 1 through its guidance-scale embedding and
+    // runs once on the prompt alone, as diffusers' LatentConsistencyModelPipeline runs it.
     struct Guided {
         torch::Tensor pred, cond, uncond;
         torch::Tensor attention;  // [77, h, w] of the first conditional sample, when recorded
@@ -147,7 +151,8 @@ struct StableDiffusion::Impl {
     };
     Guided guided_noise(const torch::Tensor& scaled, double t, const torch::Tensor& embeds, double guidance,
                         bool record_attention = false) {
-        const bool cfg = guidance > 1.0;
+        const int64_t guidance_dim = unet->config().time_cond_proj_dim;
+        const bool cfg = guidance > 1.0 && guidance_dim == 0;
         const int64_t n = scaled.size(0);
         std::vector<AttentionProbs> probs;
         ModelHooks hooks;
@@ -158,7 +163,10 @@ struct StableDiffusion::Impl {
         Guided g;
         try {
             if (!cfg) {
-                g.cond = unet_call(scaled, t, embeds.narrow(0, 1, 1).expand({n, -1, -1}));
+                const torch::Tensor w = guidance_dim > 0 ? guidance_scale_embedding(
+                                                               torch::full({n}, guidance - 1, torch::kFloat32), guidance_dim)
+                                                         : torch::Tensor();
+                g.cond = unet_call(scaled, t, embeds.narrow(0, 1, 1).expand({n, -1, -1}), w);
                 g.pred = g.cond;
             } else {
                 auto batch = torch::cat({scaled, scaled});

@@ -43,6 +43,27 @@ private slots:
         expect_error([&] { m->forward(x, 1.0, ctx.slice(2, 0, 16)); }, {"context", "32", "16"});
     }
 
+    // LCM-distilled U-Nets: time_cond_proj_dim adds time_embedding.cond_proj (no bias); the guidance
+    // embedding is optional for them (diffusers without timestep_cond) and refused by any other U-Net.
+    void timeConditionOfLcmDistilledUNets() {
+        torch::NoGradGuard g;
+        auto j = tiny(false).unet.config;
+        j["time_cond_proj_dim"] = 16;
+        sdl::UNet2DConditionModel m(sdl::UNet2DConditionConfig::from_json(j));
+        const auto p = m->named_parameters();
+        QCOMPARE(p["time_embedding.cond_proj.weight"].sizes(), (c10::IntArrayRef{32, 16}));
+        QVERIFY(!p.contains("time_embedding.cond_proj.bias"));
+        const auto x = reference("unet.sample"), ctx = reference("unet.context");
+        const auto w = sdl::guidance_scale_embedding(torch::tensor({0.5f, 7.5f}), 16);
+        QCOMPARE(m->forward(x, 981, ctx, w).sizes(), x.sizes());
+        QCOMPARE(m->forward(x, 981, ctx).sizes(), x.sizes());
+        expect_error([&] { m->forward(x, 981, ctx, w.slice(1, 0, 8)); }, {"timestep condition", "[2, 16]"});
+        auto plain = load(false, torch::kFloat);
+        expect_error([&] { plain->forward(x, 981, ctx, w); }, {"time_cond_proj_dim"});
+        j["time_cond_proj_dim"] = 2;
+        expect_error([&] { sdl::UNet2DConditionConfig::from_json(j); }, {"time_cond_proj_dim", "at least 4"});
+    }
+
     // bf16: every one of ~100 layers rounds to 8 mantissa bits; the bound is relative to the output.
     void bfloat16WithinBound() {
         torch::NoGradGuard g;
