@@ -96,10 +96,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     const auto q = split(to_q_(x));
     const auto k = split(to_k_(kv_in));
     const auto v = split(to_v_(kv_in));
-    torch::Tensor probs;
-    auto h = scaled_attention(q, k, v, false, o_.upcast, record ? &probs : nullptr);  // [B, heads, L, d]
-    if (record)
+    if (record) {
+        // The maps come from the explicit path; the output stays the kernel's, so that recording them
+        // leaves the image exactly as it is without (the extra product is [L, 77] by [77, d]: small).
+        torch::Tensor probs;
+        scaled_attention(q, k, v, false, o_.upcast, &probs);
         *record = probs.to(torch::kFloat).mean(1);  // [B, L, Lk]
+    }
+    auto h = scaled_attention(q, k, v, false, o_.upcast);  // [B, heads, L, d]
     h = h.transpose(1, 2).reshape({b, -1, o_.heads * o_.head_dim});
     return to_out_(h);
 }
