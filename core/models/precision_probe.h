@@ -31,7 +31,7 @@ struct ChosenPrecisionNetworks {
 };
 
 // Without a dtype, on a CPU with native bf16 (cpu_has_native_bf16) each network not in the cache is
-// timed (SD 1.5 on 2 cores: a few seconds, once). Elsewhere fp16 on CUDA and fp32 on CPUs without
+// timed (SD 1.5: about 10 s on 2 cores, once). Elsewhere fp16 on CUDA and fp32 on CPUs without
 // native bf16, where emulated bf16 is slower. SDLENS_PRECISION_PROBE=0 turns the measurement off: bf16
 // for every network then, as before measurements existed. The VAE is held in both precisions while it is
 // timed (SD 1.5: 0.5 GB), so that fp32 and bf16 calls alternate. The U-Net is held once: loaded in fp32,
@@ -48,9 +48,9 @@ struct TimedCall {
     double seconds = 0;  // the fastest timed call
     torch::Tensor output;
 };
-// A warm-up call of each (it allocates and picks kernels), then two rounds calling each in turn; per
-// run the fastest call. On a machine shared with other work the minimum is the call least disturbed,
-// and alternating puts the runs under the same load.
+// A warm-up call of each (it allocates and picks kernels), then rounds calling each in turn (two, or
+// up to five for calls shorter than 0.15 s); per run the fastest call. On a machine shared with other
+// work the minimum is the call least disturbed, and alternating puts the runs under the same load.
 std::vector<TimedCall> time_calls(const std::vector<std::function<torch::Tensor()>>& runs);
 // ||approx - reference|| / ||reference|| in float64; infinity when approx is not finite.
 double relative_error(const torch::Tensor& reference, const torch::Tensor& approx);
