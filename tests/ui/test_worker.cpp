@@ -13,7 +13,9 @@
 #include <QDirIterator>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QLabel>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -416,6 +418,20 @@ private slots:
         WAIT_FOR(vaeFailed, 1, 60000);
         QCOMPARE(loaded.size(), 1);
         QVERIFY(loaded.first().first().value<ModelSummary>().vaePath.isEmpty());
+    }
+
+    // The status bar names each network's precision, and why in its tooltip (one source: ModelInfo).
+    void statusBarSaysEachNetworksPrecision() {
+        std::unique_ptr<MainWindow> window;
+        openTinyWindow(window);
+        const auto labels = window->statusBar()->findChildren<QLabel*>();
+        const auto precision = std::find_if(labels.begin(), labels.end(),
+                                            [](const QLabel* l) { return l->toolTip().startsWith("Precision: "); });
+        QVERIFY(precision != labels.end());
+        const QString text = (*precision)->text(), tip = (*precision)->toolTip();
+        qInfo("%s | %s", qPrintable(text), qPrintable(tip));
+        QVERIFY(text.startsWith("cpu · "));
+        QVERIFY2(tip.contains("VAE decode") || tip.contains("for every network"), qPrintable(tip));
     }
 
     void windowShowsAVaeFailureAndKeepsRunning() {
