@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -230,7 +231,9 @@ std::string PrecisionCache::store(const std::vector<std::pair<PrecisionKey, Entr
     }
     const nlohmann::json file = {{"format", kFormat}, {"entries", kept}};
     const fs::path target(path_);
-    const fs::path tmp = target.string() + ".tmp" + std::to_string(::getpid());
+    // Unique per writer: two processes, or two loads in one, may store at once; the last rename wins.
+    static std::atomic<int> writes{0};
+    const fs::path tmp = target.string() + ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(writes++);
     std::error_code ec;
     fs::create_directories(target.parent_path(), ec);
     std::ofstream out(tmp);
