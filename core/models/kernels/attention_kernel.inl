@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace sdl::attention_kernel::SDL_ATTN_ISA {
 namespace {
@@ -30,7 +31,13 @@ inline vf load(const float* p) {
     return v;
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float x) { return vf{} + x; }
+// Every lane initialised with x, which compilers emit as one broadcast (from memory, into the FMA):
+// vf{} + x costs an add per broadcast (0 + x is not x for x = -0), a lane-by-lane fill worse.
+template <size_t... I>
+inline vf splat_lanes(float x, std::index_sequence<I...>) {
+    return vf{((void)I, x)...};
+}
+inline vf splat(float x) { return splat_lanes(x, std::make_index_sequence<W>{}); }
 inline vf vmax(vf a, vf b) {
     const vi gt = a > b;
     return (vf)(((vi)a & gt) | ((vi)b & ~gt));
