@@ -16,6 +16,21 @@ std::atomic<CpuAttention> g_attention{CpuAttention::flash};
 
 namespace ak = attention_kernel;
 
+// Calls f(nh, bi, h, i0, rows, scratch) for every block of kQueryBlock queries of every head, on all
+// threads; each thread gets its own scratch of `scratch_floats`. Consecutive tasks share a head, so a
+// thread's key and value blocks stay in its cache.
+template <typename F>
+void for_each_query_block(int64_t b, int64_t heads, int64_t lq, int64_t scratch_floats, const F& f) {
+    const int64_t blocks = (lq + ak::kQueryBlock - 1) / ak::kQueryBlock;
+    at::parallel_for(0, b * heads * blocks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(scratch_floats);
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t nh = t / blocks, i0 = (t % blocks) * ak::kQueryBlock;
+            f(nh, nh / heads, nh % heads, i0, std::min(ak::kQueryBlock, lq - i0), scratch.data());
+        }
+    });
+}
+
 // bfloat16 inputs stay bfloat16 for AVX512-BF16's pair products: the query rows zero-padded to even
 // d, K^T and V with the pairs of the products' inner dimension adjacent.
 torch::Tensor attend_bf16(ak::AttendBf16Fn attend, const torch::Tensor& q, const torch::Tensor& k,
@@ -40,18 +55,13 @@ torch::Tensor attend_bf16(ak::AttendBf16Fn attend, const torch::Tensor& q, const
     const auto* vpp = reinterpret_cast<const uint16_t*>(vp.data_ptr<at::BFloat16>());
     float* op = out.data_ptr<float>();
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)) / std::log(2.0));
-    const int64_t blocks = (lq + ak::kQueryBlock - 1) / ak::kQueryBlock;
-    at::parallel_for(0, b * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> scratch(ak::scratch_floats_bf16(d2, d_pad));
-        for (int64_t t = begin; t < end; ++t) {
-            const int64_t nh = t / blocks, i0 = (t % blocks) * ak::kQueryBlock;
-            const int64_t bi = nh / heads, h = nh % heads;
-            const ak::HeadBf16 head{kpp + nh * d2 * lk_pad * 2, lk_pad, vpp + nh * lk2 * d_pad * 2, d_pad, lk, d, d2,
-                                    scale};
-            attend(qpp + (nh * lq + i0) * 2 * d2, std::min(ak::kQueryBlock, lq - i0), i0, head, causal,
-                   op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch.data());
-        }
-    });
+    for_each_query_block(b, heads, lq, ak::scratch_floats_bf16(d2, d_pad),
+                         [&](int64_t nh, int64_t bi, int64_t h, int64_t i0, int64_t rows, float* scratch) {
+                             const ak::HeadBf16 head{kpp + nh * d2 * lk_pad * 2, lk_pad, vpp + nh * lk2 * d_pad * 2,
+                                                     d_pad, lk, d, d2, scale};
+                             attend(qpp + (nh * lq + i0) * 2 * d2, rows, i0, head, causal,
+                                    op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch);
+                         });
     return out.to(torch::kBFloat16).transpose(1, 2);
 }
 
@@ -109,18 +119,12 @@ torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, co
     const float* ktp = kt.data_ptr<float>();
     const float* vpp = vp.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    const int64_t blocks = (lq + ak::kQueryBlock - 1) / ak::kQueryBlock;
-    // Consecutive tasks share a head, so a thread's key and value blocks stay in its cache.
-    at::parallel_for(0, b * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> scratch(ak::scratch_floats(d, d_pad));
-        for (int64_t t = begin; t < end; ++t) {
-            const int64_t nh = t / blocks, i0 = (t % blocks) * ak::kQueryBlock;
-            const int64_t bi = nh / heads, h = nh % heads;
-            const ak::Head head{ktp + nh * d * lk_pad, lk_pad, vpp + nh * lk * d_pad, d_pad, lk, d};
-            attend(qp + (nh * lq + i0) * d, std::min(ak::kQueryBlock, lq - i0), i0, head, causal,
-                   op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch.data());
-        }
-    });
+    for_each_query_block(b, heads, lq, ak::scratch_floats(d, d_pad),
+                         [&](int64_t nh, int64_t bi, int64_t h, int64_t i0, int64_t rows, float* scratch) {
+                             const ak::Head head{ktp + nh * d * lk_pad, lk_pad, vpp + nh * lk * d_pad, d_pad, lk, d};
+                             attend(qp + (nh * lq + i0) * d, rows, i0, head, causal,
+                                    op + ((bi * lq + i0) * heads + h) * d, heads * d, scratch);
+                         });
     return out.to(q.scalar_type()).transpose(1, 2);
 }
 
