@@ -39,6 +39,18 @@ double worst_step_error(const std::vector<sdl::StepEvent>& steps, const torch::T
 }
 
 // tiny-sd with its U-Net made LCM-distilled: time_cond_proj_dim in the config, cond_proj among the weights.
+// The reference runs' request (tools/make_lcm_reference.py): 4 lcm steps at 128x128.
+sdl::GenerateRequest lcm_request(double guidance, uint64_t seed) {
+    sdl::GenerateRequest r;
+    r.prompt = "a dog wearing hat";
+    r.scheduler = "lcm";
+    r.steps = 4;
+    r.guidance = guidance;
+    r.width = r.height = 128;
+    r.seed = seed;
+    return r;
+}
+
 std::string distilled_model(const QTemporaryDir& dir, const torch::Tensor& cond_proj) {
     namespace fs = std::filesystem;
     const fs::path root = dir.filePath("tiny-lcm").toStdString();
@@ -65,13 +77,7 @@ private slots:
     void fourStepsAtGuidanceOneMatchDiffusers() {
         const auto ref = sdl::SafetensorsFile::open(SDLENS_TEST_DATA "/lcm_reference.safetensors");
         const auto model = sdl::StableDiffusion::load(SDLENS_TEST_DATA "/tiny-sd", {"cpu", "fp32", 2});
-        sdl::GenerateRequest r;
-        r.prompt = "a dog wearing hat";
-        r.scheduler = "lcm";
-        r.steps = 4;
-        r.guidance = 1.0;
-        r.width = r.height = 128;
-        r.seed = 1234;
+        const auto r = lcm_request(1.0, 1234);
         Recorder rec;
         const auto image = model->generate(r, rec);
 
@@ -107,14 +113,8 @@ private slots:
         QTemporaryDir dir;
         const auto model = sdl::StableDiffusion::load(
             distilled_model(dir, sdl::to_tensor(ref->at("distilled.cond_proj.weight"))), {"cpu", "fp32", 2});
-        sdl::GenerateRequest r;
-        r.prompt = "a dog wearing hat";
+        auto r = lcm_request(8.5, 4321);
         r.negative_prompt = "ignored, as by diffusers' LCM pipeline";
-        r.scheduler = "lcm";
-        r.steps = 4;
-        r.guidance = 8.5;
-        r.width = r.height = 128;
-        r.seed = 4321;
         Recorder rec;
         model->generate(r, rec);
 
