@@ -1,7 +1,9 @@
-// sdlens-cli make-model --preset tiny|sd15 --out DIR [--dtype fp16|fp32] [--seed N]
-// Writes a random-weight SD 1.x model in the diffusers folder layout with the bundled tokenizer:
-// `tiny` (tiny-sd's architecture) is the demo model, `sd15` (SD 1.5's names and shapes) the
-// benchmark model. Values are drawn so activations stay finite and of sane size.
+// sdlens-cli make-model --preset tiny|sd15|demo --out DIR [--dtype fp16|fp32] [--seed N] [--weights SRC]
+// Writes an SD 1.x model in the diffusers folder layout with the bundled tokenizer. `tiny` (tiny-sd's
+// architecture) and `sd15` (SD 1.5's names and shapes, the benchmark model) get random weights, drawn
+// so activations stay finite and of sane size. `demo` is the trained demo model: the configs and fp16
+// weights that `train-demo` wrote into SRC (default: the bundled resources/demo), plus
+// sdlens_demo.json (its vocabulary and training) for the GUI.
 #include "app/cli/command.h"
 #include "core/io/safetensors.h"
 #include "core/tokenizer/clip_tokenizer.h"
@@ -16,7 +18,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
+#include <utility>
 
 namespace fs = std::filesystem;
 
@@ -101,25 +105,16 @@ nlohmann::json with_class(nlohmann::json config, const char* key, const nlohmann
     return config;
 }
 
-int run_make_model(sdl::cli::Args& args) {
-    const std::string preset = args.required("--preset");
-    const fs::path out = args.required("--out");
-    const std::string dtype_name = args.get_or("--dtype", "fp16");
-    const int seed = args.get_int("--seed", 0);
-    args.finish();
-    const std::map<std::string, std::string> presets{{"tiny", "presets/tiny.json"}, {"sd15", "sd15-shapes.json"}};
-    if (!presets.count(preset))
-        throw sdl::UsageError("--preset must be tiny or sd15, got '" + preset + "'");
-    if (dtype_name != "fp16" && dtype_name != "fp32")
-        throw sdl::UsageError("--dtype must be fp16 or fp32, got '" + dtype_name + "'");
-    const sdl::DType dtype = dtype_name == "fp16" ? sdl::DType::F16 : sdl::DType::F32;
+void require_objects(const nlohmann::json& j, const fs::path& file, std::initializer_list<const char*> keys) {
+    for (const char* key : keys)
+        if (!j.contains(key) || !j[key].is_object())
+            throw sdl::Error(file.string() + ": lacks the '" + key + "' object");
+}
 
-    const auto start = std::chrono::steady_clock::now();
-    const nlohmann::json p = read_json(sdl::resource_path(presets.at(preset)));
-    for (const char* key : {"text_encoder", "unet", "vae", "text_encoder_config", "unet_config", "vae_config"})
-        if (!p.contains(key) || !p[key].is_object())
-            throw sdl::Error(sdl::resource_path(presets.at(preset)).string() + ": preset lacks the '" + key + "' object");
-
+// What every preset shares: the folders, model_index.json, the scheduler, the bundled tokenizer and
+// the three configs (`configs` holds text_encoder_config, unet_config, vae_config). Only the weights
+// differ from preset to preset.
+void write_skeleton(const fs::path& out, const nlohmann::json& configs) {
     std::error_code ec;
     if (fs::exists(out, ec) && !fs::is_directory(out, ec))
         throw sdl::Error(out.string() + ": exists and is not a folder");
@@ -141,33 +136,104 @@ int run_make_model(sdl::cli::Args& args) {
                 {"vae", {"diffusers", "AutoencoderKL"}}});
     write_json(out / "scheduler" / "scheduler_config.json", read_json(sdl::resource_path("presets/scheduler_config.json")));
     write_json(out / "text_encoder" / "config.json",
-               with_class(p["text_encoder_config"], "architectures", {"CLIPTextModel"}));
-    write_json(out / "unet" / "config.json", with_class(p["unet_config"], "_class_name", "UNet2DConditionModel"));
-    write_json(out / "vae" / "config.json", with_class(p["vae_config"], "_class_name", "AutoencoderKL"));
+               with_class(configs["text_encoder_config"], "architectures", {"CLIPTextModel"}));
+    write_json(out / "unet" / "config.json", with_class(configs["unet_config"], "_class_name", "UNet2DConditionModel"));
+    write_json(out / "vae" / "config.json", with_class(configs["vae_config"], "_class_name", "AutoencoderKL"));
     for (const char* f : {"tokenizer_config.json", "special_tokens_map.json"})
         write_json(out / "tokenizer" / f, read_json(sdl::resource_path(std::string("presets/") + f)));
     sdl::ClipTokenizer::bundled().save_vocab_merges((out / "tokenizer" / "vocab.json").string(),
                                                     (out / "tokenizer" / "merges.txt").string());
+}
 
-    const auto s = static_cast<uint64_t>(seed);
-    write_weights(out / "text_encoder" / "model.safetensors", "text_encoder", p["text_encoder"], dtype, s);
-    write_weights(out / "unet" / "diffusion_pytorch_model.safetensors", "unet", p["unet"], dtype, s);
-    write_weights(out / "vae" / "diffusion_pytorch_model.safetensors", "vae", p["vae"], dtype, s);
+void write_random_model(const fs::path& out, const std::string& preset_file, sdl::DType dtype, uint64_t seed) {
+    const fs::path preset_path = sdl::resource_path(preset_file);
+    const nlohmann::json p = read_json(preset_path);
+    require_objects(p, preset_path, {"text_encoder", "unet", "vae", "text_encoder_config", "unet_config", "vae_config"});
+    write_skeleton(out, p);
+    write_weights(out / "text_encoder" / "model.safetensors", "text_encoder", p["text_encoder"], dtype, seed);
+    write_weights(out / "unet" / "diffusion_pytorch_model.safetensors", "unet", p["unet"], dtype, seed);
+    write_weights(out / "vae" / "diffusion_pytorch_model.safetensors", "vae", p["vae"], dtype, seed);
+}
+
+// train-demo's file names, and where diffusers and transformers look for each.
+constexpr std::pair<const char*, const char*> kDemoWeights[] = {
+    {"text_encoder.safetensors", "text_encoder/model.safetensors"},
+    {"unet.safetensors", "unet/diffusion_pytorch_model.safetensors"},
+    {"vae.safetensors", "vae/diffusion_pytorch_model.safetensors"}};
+
+void write_demo_model(const fs::path& out, const fs::path& src) {
+    std::error_code ec;
+    for (const char* f : {"demo.json", kDemoWeights[0].first, kDemoWeights[1].first, kDemoWeights[2].first})
+        if (!fs::is_regular_file(src / f, ec))
+            throw sdl::Error((src / f).string() +
+                             ": not found; the demo's weights are the folder sdlens-cli train-demo --out wrote "
+                             "(demo.json, text_encoder.safetensors, unet.safetensors, vae.safetensors)");
+    const fs::path demo_path = src / "demo.json";
+    const nlohmann::json demo = read_json(demo_path);
+    require_objects(demo, demo_path, {"text_encoder_config", "unet_config", "vae_config", "training"});
+    if (!demo.contains("vocabulary") || !demo["vocabulary"].is_string())
+        throw sdl::Error(demo_path.string() + ": lacks the 'vocabulary' string");
+
+    // sdlens_demo.json is removed first and written last: a folder whose copy was cut short has none,
+    // and the GUI makes it again.
+    fs::remove(out / "sdlens_demo.json", ec);
+    write_skeleton(out, demo);
+    for (const auto& [from, to] : kDemoWeights) {
+        fs::copy_file(src / from, out / to, fs::copy_options::overwrite_existing, ec);
+        if (ec)
+            throw sdl::Error((out / to).string() + ": cannot copy " + (src / from).string() + " there: " + ec.message());
+    }
+    write_json(out / "sdlens_demo.json", {{"vocabulary", demo["vocabulary"]}, {"training", demo["training"]}});
+}
+
+int run_make_model(sdl::cli::Args& args) {
+    const std::string preset = args.required("--preset");
+    const fs::path out = args.required("--out");
+    const std::string dtype_name = args.get_or("--dtype", "fp16");
+    const bool seed_given = args.get("--seed").has_value();
+    const int seed = args.get_int("--seed", 0);
+    const auto weights = args.get("--weights");
+    args.finish();
+    const std::map<std::string, std::string> presets{{"tiny", "presets/tiny.json"}, {"sd15", "sd15-shapes.json"}};
+    const bool demo = preset == "demo";
+    if (!demo && !presets.count(preset))
+        throw sdl::UsageError("--preset must be tiny, sd15 or demo, got '" + preset + "'");
+    if (dtype_name != "fp16" && dtype_name != "fp32")
+        throw sdl::UsageError("--dtype must be fp16 or fp32, got '" + dtype_name + "'");
+    if (demo && dtype_name != "fp16")
+        throw sdl::UsageError("--dtype " + dtype_name + ": the demo model ships its trained weights in fp16 only "
+                              "(leave out --dtype; sdlens-cli loads them in any precision with its own --dtype)");
+    if (demo && seed_given)
+        throw sdl::UsageError("--seed draws random weights; the demo model's are trained (leave out --seed)");
+    if (!demo && weights)
+        throw sdl::UsageError("--weights is for --preset demo: the folder sdlens-cli train-demo wrote");
+
+    const auto start = std::chrono::steady_clock::now();
+    nlohmann::json report{{"out", out.string()}, {"preset", preset}, {"dtype", dtype_name}};
+    if (demo) {
+        const fs::path src = weights ? fs::path(*weights) : sdl::resource_path("demo");
+        write_demo_model(out, src);
+        report["weights"] = src.string();
+    } else {
+        write_random_model(out, presets.at(preset), dtype_name == "fp16" ? sdl::DType::F16 : sdl::DType::F32,
+                           static_cast<uint64_t>(seed));
+        report["seed"] = seed;
+    }
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     uintmax_t bytes = 0;
     for (const auto& e : fs::recursive_directory_iterator(out))
         if (e.is_regular_file())
             bytes += e.file_size();
-    std::cout << nlohmann::json{{"out", out.string()}, {"preset", preset}, {"dtype", dtype_name}, {"seed", seed},
-                                {"bytes", bytes}, {"seconds", std::round(seconds * 100) / 100}}
-                     .dump()
-              << '\n';
+    report["bytes"] = bytes;
+    report["seconds"] = std::round(seconds * 100) / 100;
+    std::cout << report.dump() << '\n';
     return 0;
 }
 
 sdl::cli::Register reg{"make-model",
-                       "Write a random-weight SD 1.x model (--preset tiny|sd15 --out DIR [--dtype fp16|fp32] [--seed N])",
+                       "Write an SD 1.x model: random weights (--preset tiny|sd15 --out DIR [--dtype fp16|fp32] "
+                       "[--seed N]) or the trained demo (--preset demo --out DIR [--weights DIR])",
                        {},
                        run_make_model};
 

@@ -3,6 +3,7 @@
 // Torch before Qt: Qt's `slots` macro breaks torch's headers.
 #include "fixtures/lora_fixtures.h"
 
+#include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
@@ -162,6 +163,42 @@ private slots:
         for (const char* key : {"\"init\"", "\"steps\"", "\"noise_pred\"", "\"pred_x0\"", "\"timesteps\"", "\"sigmas\"",
                                 "\"text_embeddings\"", "\"input_ids\"", "\"image\""})
             QVERIFY2(t.contains(key), key);
+    }
+
+    // The trained demo model as the GUI makes it: train-demo's files under diffusers' names, the configs
+    // of demo.json, sdlens_demo.json for the banner; it loads and generates at its native 128x128.
+    void makeDemoModelFromTheBundledWeights() {
+        const QString model = tmp_.filePath("demo-model");
+        Run r = cli({"make-model", "--preset", "demo", "--out", model});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QString src = json(r.out)["weights"].toString();
+        QVERIFY2(QFile::exists(src + "/demo.json"), qPrintable(src));
+        for (const char* f : {"model_index.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json",
+                              "tokenizer/merges.txt", "text_encoder/config.json", "unet/config.json", "vae/config.json"})
+            QVERIFY2(QFile::exists(model + "/" + f), f);
+        const QStringList copies[] = {{"text_encoder.safetensors", "text_encoder/model.safetensors"},
+                                      {"unet.safetensors", "unet/diffusion_pytorch_model.safetensors"},
+                                      {"vae.safetensors", "vae/diffusion_pytorch_model.safetensors"}};
+        for (const QStringList& c : copies)
+            QVERIFY2(read_all(src + "/" + c[0]) == read_all(model + "/" + c[1]), qPrintable(c[1]));
+        const QJsonObject demo = json(read_all(src + "/demo.json"));
+        const QJsonObject marker = json(read_all(model + "/sdlens_demo.json"));
+        QCOMPARE(marker.keys(), (QStringList{"training", "vocabulary"}));
+        QCOMPARE(marker["vocabulary"], demo["vocabulary"]);
+        QCOMPARE(marker["training"], demo["training"]);
+        const QJsonObject vae = json(read_all(model + "/vae/config.json"));
+        QCOMPARE(vae["scaling_factor"], demo["vae_config"].toObject()["scaling_factor"]);
+        QCOMPARE(vae["_class_name"].toString(), QString("AutoencoderKL"));
+        QCOMPARE(json(read_all(model + "/unet/config.json"))["_class_name"].toString(), QString("UNet2DConditionModel"));
+
+        const Run info = cli({"inspect", model});
+        QCOMPARE(info.code, 0);
+        QVERIFY(json(info.out)["complete"].toBool());
+        const QString png = tmp_.filePath("demo.png");
+        r = cli({"generate", "--model", model, "--prompt", "a red circle", "--steps", "2", "--width", "128", "--height",
+                 "128", "--seed", "1", "--scheduler", "dpmpp_2m", "--guidance", "5", "--dtype", "fp32", "--out", png});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(read_all(png).startsWith("\x89PNG"));
     }
 
     void attentionFileHasTheDocumentedShape() {
@@ -354,6 +391,21 @@ private slots:
                      "--context", kData + "/reference.safetensors:unet.context", "--timestep", "1", "--out",
                      tmp_.filePath("never.safetensors")},
                     1, "nope");
+    }
+    void badDemoModels() {
+        // A weights folder lacking one of train-demo's files is named before anything is written.
+        const QString weights = tmp_.filePath("demo-weights");
+        QVERIFY(QDir().mkpath(weights));
+        write_all(weights + "/demo.json", "{}");
+        write_all(weights + "/text_encoder.safetensors", "");
+        write_all(weights + "/vae.safetensors", "");
+        const QString out = tmp_.filePath("never-demo");
+        expectError({"make-model", "--preset", "demo", "--out", out, "--weights", weights}, 1, "unet.safetensors");
+        QVERIFY(!QFile::exists(out));
+        expectError({"make-model", "--preset", "demo", "--out", out, "--dtype", "fp32"}, 2, "fp16");
+        expectError({"make-model", "--preset", "demo", "--out", out, "--seed", "1"}, 2, "--seed");
+        expectError({"make-model", "--preset", "tiny", "--out", out, "--weights", weights}, 2, "--preset demo");
+        QVERIFY(!QFile::exists(out));
     }
     void unknownFlagAndCommand() {
         expectError({"tokenize", "--frobnicate", "1", "x"}, 2, "frobnicate");
