@@ -178,8 +178,13 @@ void write_demo_model(const fs::path& out, const fs::path& src) {
     // and the GUI makes it again.
     fs::remove(out / "sdlens_demo.json", ec);
     write_skeleton(out, demo);
+    // Copied beside and renamed, as the random weights are written: a process that has the old file
+    // mapped keeps reading it rather than a truncated one.
     for (const auto& [from, to] : kDemoWeights) {
-        fs::copy_file(src / from, out / to, fs::copy_options::overwrite_existing, ec);
+        const fs::path tmp = (out / to).string() + ".tmp";
+        fs::copy_file(src / from, tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec)
+            fs::rename(tmp, out / to, ec);
         if (ec)
             throw sdl::Error((out / to).string() + ": cannot copy " + (src / from).string() + " there: " + ec.message());
     }
