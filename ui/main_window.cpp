@@ -67,7 +67,11 @@ bool isTraceFile(const QString& path) {
     }
 }
 
+const char* const kDemoPrompt = "a red circle";
+
 } // namespace
+
+QString MainWindow::defaultPrompt() { return "a photograph of an astronaut riding a horse"; }
 
 MainWindow::MainWindow(const Options& options, QWidget* parent)
     : QMainWindow(parent), options_(options), controller_(new PipelineController) {
@@ -191,8 +195,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(modelPicker_, &ModelPicker::openRequested, this, &MainWindow::openModel);
     connect(modelPicker_, &ModelPicker::failed, this, &MainWindow::showError);
     connect(modelPicker_, &ModelPicker::creatingDemo, this, [this](const QString& path) {
-        statusBusy_->setText("Creating the tiny demo model…");
-        modelBanner_->show(Banner::Kind::Info, "Creating the tiny demo model (random weights, a few MB) in " +
+        statusBusy_->setText("Creating the demo model…");
+        modelBanner_->show(Banner::Kind::Info, "Creating SD Lens' demo model (trained weights, a few MB) in " +
                                                    path.toHtmlEscaped() + " …");
     });
     connect(modelPicker_, &ModelPicker::demoFinished, statusBusy_, &QLabel::clear);
@@ -327,20 +331,17 @@ void MainWindow::connectWorker() {
         statusModel_->setText(QString("%1 (%2) loaded in %3 s").arg(name, s.layout).arg(s.loadSeconds, 0, 'f', 1));
         statusDevice_->setText(s.device + " · " + s.dtypes);
         statusDevice_->setToolTip("Precision: " + s.precision);
-        if (ModelPicker::isDemoModel(s.path))
-            modelBanner_->show(Banner::Kind::Warning,
-                               "<b>This is the tiny demo model:</b> its weights are random, so its images are "
-                               "noise. Every stage still works and shows real intermediate values. Open a real "
-                               "SD 1.x model to see pictures: a diffusers folder such as "
-                               "<i>CompVis/stable-diffusion-v1-4</i> (File ▸ Open model folder), or a single-file "
-                               "<i>.safetensors</i> checkpoint (File ▸ Open model file), or drop either here.");
-        else
+        if (ModelPicker::isDemoModel(s.path)) {
+            showDemoBanner(s.path);
+            // Its native size, 20 steps of DPM++ 2M (a sampler that converges in few steps) and
+            // guidance 5: a first picture in seconds.
+            settingsPanel_->useDemoSettings(s.nativeSize, 20, "dpmpp_2m", 5.0);
+            if (prompt_->toPlainText() == defaultPrompt())
+                prompt_->setPlainText(kDemoPrompt);
+        } else {
             modelBanner_->hide();
-        // The demo at its native size and 20 steps: a first generation in seconds, not minutes.
-        if (ModelPicker::isDemoModel(s.path))
-            settingsPanel_->useDemoSettings(s.nativeSize, 20);
-        else
             settingsPanel_->useUserSettings();
+        }
         roundTripDone_ = false;
         progressionStale_ = probeStale_ = embeddingsStale_ = true;
         generateView_->setDecodingAvailable(true);
@@ -682,6 +683,20 @@ void MainWindow::stageShown(int stage) {
     }
 }
 
+void MainWindow::showDemoBanner(const QString& path) {
+    const QString vocabulary = ModelPicker::demoVocabulary(path);
+    const QString knows =
+        vocabulary.isEmpty() ? QString() : "It knows the prompts " + vocabulary.toHtmlEscaped() + ". ";
+    modelBanner_->show(Banner::Kind::Info,
+                       "<b>This is SD Lens' demo model</b>, small and trained on a toy world: pictures of one "
+                       "coloured shape on white. " + knows + "Try <i>" + QString(kDemoPrompt) +
+                           "</i>. Every stage shows its real intermediate values. To see a real SD 1.x model "
+                           "at work, open one: a diffusers folder such as <i>runwayml/stable-diffusion-v1-5</i> "
+                           "(File ▸ Open model folder…), a single-file <i>.safetensors</i> checkpoint (File ▸ Open "
+                           "model file…), one already downloaded (File ▸ Models on this computer…), or drop "
+                           "either here.");
+}
+
 void MainWindow::showWarnings(const QStringList& warnings) {
     QStringList lines;
     for (const QString& w : warnings)
@@ -735,7 +750,7 @@ void MainWindow::loadSettings() {
     QSettings s;
     restoreGeometry(s.value("geometry").toByteArray());
     restoreState(s.value("windowState").toByteArray());
-    prompt_->setPlainText(s.value("prompt", "a photograph of an astronaut riding a horse").toString());
+    prompt_->setPlainText(s.value("prompt", defaultPrompt()).toString());
     negative_->setText(s.value("negativePrompt").toString());
     settingsPanel_->load(s);
     embeddingsView_->setComparePrompt(s.value("comparePrompt").toString());

@@ -48,6 +48,9 @@ public:
     explicit MainWindow(const Options& options, QWidget* parent = nullptr);
     ~MainWindow() override;
 
+    // The prompt of a first start; the demo model swaps it for one it was trained on.
+    static QString defaultPrompt();
+
     PipelineController* controller() const { return controller_; }
     QWidget* stageWidget(Stage s) const;
     void showStage(Stage s);
@@ -93,6 +96,7 @@ private:
     void ensureImage();
     void showError(const QString& title, const QString& message);
     void showWarnings(const QStringList& warnings);
+    void showDemoBanner(const QString& path);
     void updateMemory();
     void saveImage();
     void saveRun();

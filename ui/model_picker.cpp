@@ -1,14 +1,18 @@
 #include "ui/model_picker.h"
 
+#include "core/util/resources.h"
 #include "ui/model_browser.h"
 #include "ui/views/common.h"
 
 #include <QCoreApplication>
 #include <QDir>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QKeySequence>
 #include <QLabel>
 #include <QMenu>
@@ -27,6 +31,14 @@ QString humanCount(qint64 n) {
     if (n >= 1000)
         return QString::number(n / 1e3, 'f', 1) + " k";
     return QString::number(n);
+}
+
+// An unreadable or malformed file reads as an empty object: the caller treats it as absent.
+QJsonObject readJsonObject(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    return QJsonDocument::fromJson(f.readAll()).object();
 }
 } // namespace
 
@@ -67,6 +79,24 @@ QString ModelPicker::demoModelPath() {
 }
 
 bool ModelPicker::isDemoModel(const QString& path) { return QDir(path) == QDir(demoModelPath()); }
+
+bool ModelPicker::demoIsCurrent(const QString& path) {
+    const QJsonObject made = readJsonObject(QDir(path).filePath("sdlens_demo.json"));
+    if (made.isEmpty() || !QFileInfo::exists(QDir(path).filePath("model_index.json")))
+        return false;
+    QString bundled;
+    try {
+        bundled = QString::fromStdString(sdl::resource_path("demo/demo.json").string());
+    } catch (const std::exception&) {
+        return true;  // no bundled weights to make it from: the folder made before is the demo there is
+    }
+    const QJsonObject demo = readJsonObject(bundled);
+    return made.value("vocabulary") == demo.value("vocabulary") && made.value("training") == demo.value("training");
+}
+
+QString ModelPicker::demoVocabulary(const QString& path) {
+    return readJsonObject(QDir(path).filePath("sdlens_demo.json")).value("vocabulary").toString();
+}
 
 void ModelPicker::addMenuActions(QMenu* file) {
     file->addAction("Open model &folder…", QKeySequence::Open, this, &ModelPicker::chooseFolder);
@@ -119,7 +149,7 @@ void ModelPicker::start(const QString& model) {
 
 void ModelPicker::useDemoModel() {
     const QString path = demoModelPath();
-    if (QFileInfo::exists(QDir(path).filePath("model_index.json")))
+    if (demoIsCurrent(path))
         return emit openRequested(path);
     if (makeModel_.state() != QProcess::NotRunning)
         return;
@@ -144,7 +174,7 @@ void ModelPicker::useDemoModel() {
         emit demoFinished();
         emit failed("Could not create the demo model", makeModel_.errorString());
     });
-    makeModel_.start(cli, {"make-model", "--preset", "tiny", "--out", path});
+    makeModel_.start(cli, {"make-model", "--preset", "demo", "--out", path});
 }
 
 void ModelPicker::setLoaded(const ModelSummary& s) {

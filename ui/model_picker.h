@@ -1,8 +1,8 @@
 #pragma once
 // Which model the window works on: the model line of the settings dock with its open buttons, the
 // File menu's open actions and recent models, the models on this computer (ModelBrowser), and the
-// tiny demo model (made on first use with sdlens-cli make-model). It only picks: openRequested()
-// asks the window to load a path.
+// demo model (made from the bundled trained weights with sdlens-cli make-model --preset demo, again
+// when they change). It only picks: openRequested() asks the window to load a path.
 #include "ui/worker/results.h"
 
 #include <QProcess>
@@ -22,9 +22,16 @@ public:
     explicit ModelPicker(bool persist, QWidget* parent = nullptr);
     ~ModelPicker() override;
 
-    // The demo model's folder; created on first use with sdlens-cli make-model.
+    // The demo model's folder; created on first use with sdlens-cli make-model --preset demo.
     static QString demoModelPath();
     static bool isDemoModel(const QString& path);
+    // Whether the demo folder at `path` was made from the demo weights bundled now: its
+    // sdlens_demo.json holds the vocabulary and training of the bundled demo.json. Folders made by
+    // older versions (random weights, no sdlens_demo.json) or from other weights are made again.
+    static bool demoIsCurrent(const QString& path);
+    // What the demo model at `path` was trained to draw ("vocabulary" of its sdlens_demo.json);
+    // empty when it does not say.
+    static QString demoVocabulary(const QString& path);
 
     // Open folder / Open file / Models on this computer / Recent models / Use the demo model.
     void addMenuActions(QMenu* file);

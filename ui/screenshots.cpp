@@ -124,7 +124,8 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
     options.model = model;
     MainWindow window(options);
     window.resize(1440, 900);
-    window.setPrompt("a photograph of an astronaut riding a horse");
+    // The demo model, opened when no model is given, swaps it for a prompt it was trained on.
+    window.setPrompt(MainWindow::defaultPrompt());
     window.setRunSettings("lms", 20, 256, 256, 42);
     window.show();
     PipelineWorker* w = window.controller()->worker();

@@ -143,13 +143,16 @@ void SettingsPanel::setRunSettings(const QString& scheduler, int steps, int widt
     runSettingsGiven_ = true;
 }
 
-void SettingsPanel::useDemoSettings(int size, int steps) {
+void SettingsPanel::useDemoSettings(int size, int steps, const QString& scheduler, double guidance) {
     if (std::exchange(runSettingsGiven_, false) || userSettings_)
         return;
-    userSettings_ = SizeAndSteps{width_->value(), height_->value(), steps_->value()};
+    userSettings_ = UserRunSettings{width_->value(), height_->value(), steps_->value(), scheduler_->currentText(),
+                                    guidance_->value()};
     width_->setValue(size);
     height_->setValue(size);
     steps_->setValue(steps);
+    scheduler_->setCurrentText(scheduler);
+    guidance_->setValue(guidance);
 }
 
 void SettingsPanel::useUserSettings() {
@@ -159,6 +162,8 @@ void SettingsPanel::useUserSettings() {
     width_->setValue(userSettings_->width);
     height_->setValue(userSettings_->height);
     steps_->setValue(userSettings_->steps);
+    scheduler_->setCurrentText(userSettings_->scheduler);
+    guidance_->setValue(userSettings_->guidance);
     userSettings_.reset();
 }
 
@@ -257,10 +262,10 @@ void SettingsPanel::load(const QSettings& s) {
 }
 
 void SettingsPanel::save(QSettings& s) const {
-    s.setValue("scheduler", scheduler_->currentText());
+    s.setValue("scheduler", userSettings_ ? userSettings_->scheduler : scheduler_->currentText());
     s.setValue("karras", karras_->isChecked());
     s.setValue("steps", userSettings_ ? userSettings_->steps : steps_->value());
-    s.setValue("guidance", guidance_->value());
+    s.setValue("guidance", userSettings_ ? userSettings_->guidance : guidance_->value());
     s.setValue("seed", seed_->text());
     s.setValue("seedLocked", seedLock_->isChecked());
     s.setValue("recordAttention", recordAttention_->isChecked());

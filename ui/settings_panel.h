@@ -28,11 +28,11 @@ public:
     // prompts and the model are the window's.
     GenerateSettings settings() const;
     void setRunSettings(const QString& scheduler, int steps, int width, int height, quint64 seed);
-    // The demo model's size and steps, kept until another model opens: then the user's come back.
-    // save() keeps the user's. Applied only on the way into the demo (a reload keeps what was set),
-    // and not to the load right after setRunSettings (a reopened trace, --screenshots): given
-    // settings win.
-    void useDemoSettings(int size, int steps);
+    // The demo model's size, steps, scheduler and guidance, kept until another model opens: then the
+    // user's come back. save() keeps the user's. Applied only on the way into the demo (a reload keeps
+    // what was set), and not to the load right after setRunSettings (a reopened trace, --screenshots):
+    // given settings win.
+    void useDemoSettings(int size, int steps, const QString& scheduler, double guidance);
     void useUserSettings();
     // An unlocked seed is a new random one for every generation.
     void rollSeedUnlessLocked();
@@ -67,10 +67,12 @@ private:
     QString vaeInUse_;
     QStringList recentVaes_;
     QHash<QString, QString> vaeByModel_;
-    struct SizeAndSteps {
+    struct UserRunSettings {
         int width, height, steps;
+        QString scheduler;
+        double guidance;
     };
-    std::optional<SizeAndSteps> userSettings_;  // set while the demo's replace them
+    std::optional<UserRunSettings> userSettings_;  // set while the demo's replace them
     bool runSettingsGiven_ = false;
     QComboBox* vae_;
     QComboBox* scheduler_;

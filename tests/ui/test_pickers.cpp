@@ -1,14 +1,19 @@
 // The settings dock's pickers without a model: the VAE picker's and the LoRA list's memory per model,
-// the model browser's scan of a folder (off the UI thread) and what it lets the user open.
+// the demo's settings, when the demo folder is made again, the model browser's scan of a folder (off
+// the UI thread) and what it lets the user open.
 #include "ui/lora_panel.h"
 #include "ui/model_browser.h"
+#include "ui/model_picker.h"
 #include "ui/settings_panel.h"
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDir>
 #include <QDoubleSpinBox>
+#include <QFile>
 #include <QLabel>
 #include <QPushButton>
+#include <QScopeGuard>
 #include <QSettings>
 #include <QSlider>
 #include <QSignalSpy>
@@ -80,28 +85,65 @@ private slots:
         for (const auto* combo : panel.findChildren<QComboBox*>())
             offersLcm = offersLcm || comboTexts(combo).contains("lcm");
         QVERIFY(offersLcm);
-        const auto sizeAndSteps = [&] {
+        const auto run = [&] {
             const GenerateSettings s = panel.settings();
-            return QList<int>{s.width, s.height, s.steps};
+            return QStringList{QString::number(s.width), QString::number(s.height), QString::number(s.steps),
+                               s.scheduler, QString::number(s.guidance)};
         };
-        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
-        panel.useDemoSettings(128, 20);
-        QCOMPARE(sizeAndSteps(), (QList<int>{128, 128, 20}));
+        const QStringList user{"512", "512", "50", "lms", "7.5"};
+        QCOMPARE(run(), user);
+        panel.useDemoSettings(128, 20, "dpmpp_2m", 5);
+        QCOMPARE(run(), (QStringList{"128", "128", "20", "dpmpp_2m", "5"}));
         QTemporaryDir dir;
         QSettings saved(dir.filePath("settings.ini"), QSettings::IniFormat);
         panel.save(saved);
-        QCOMPARE(saved.value("width").toInt(), 512);  // the user's, not the demo's
-        QCOMPARE(saved.value("steps").toInt(), 50);
+        // the user's, not the demo's
+        QCOMPARE((QStringList{saved.value("width").toString(), saved.value("height").toString(),
+                              saved.value("steps").toString(), saved.value("scheduler").toString(),
+                              saved.value("guidance").toString()}),
+                 user);
         // The demo reloaded (another precision) must not take its own values for the user's.
-        panel.useDemoSettings(128, 20);
+        panel.useDemoSettings(128, 20, "dpmpp_2m", 5);
         panel.useUserSettings();
-        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        QCOMPARE(run(), user);
         panel.useUserSettings();
-        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        QCOMPARE(run(), user);
         // Settings given for the next load (a trace, --screenshots) are not replaced by the demo's.
-        panel.setRunSettings("lms", 10, 256, 256, 1);
-        panel.useDemoSettings(128, 20);
-        QCOMPARE(sizeAndSteps(), (QList<int>{256, 256, 10}));
+        panel.setRunSettings("ddim", 10, 256, 256, 1);
+        panel.useDemoSettings(128, 20, "dpmpp_2m", 5);
+        QCOMPARE(run(), (QStringList{"256", "256", "10", "ddim", "7.5"}));
+    }
+
+    // The demo folder is made again unless its sdlens_demo.json matches the bundled demo.json.
+    void demoFolderIsRemadeWhenTheBundledWeightsChange() {
+        QTemporaryDir resources, folder;
+        const QByteArray old = qgetenv("SDLENS_RESOURCES");
+        qputenv("SDLENS_RESOURCES", resources.path().toUtf8());
+        const auto restore = qScopeGuard([old] { qputenv("SDLENS_RESOURCES", old); });
+        const auto write = [](const QString& path, const QByteArray& text) {
+            QFile f(path);
+            QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+            f.write(text);
+        };
+        QVERIFY(QDir(resources.path()).mkpath("demo"));
+        const QByteArray bundled = R"({"vocabulary": "a <shape>", "training": {"unet_steps": 2500, "seconds": 61.5},
+                                       "unet_config": {}, "text_encoder_config": {}, "vae_config": {}})";
+        write(resources.filePath("demo/demo.json"), bundled);
+        const QString path = folder.path();
+
+        QVERIFY(!ModelPicker::demoIsCurrent(path));  // empty
+        write(folder.filePath("model_index.json"), "{}");
+        QVERIFY(!ModelPicker::demoIsCurrent(path));  // made by an older version: random weights, no marker
+        write(folder.filePath("sdlens_demo.json"), R"({"training": {"seconds": 61.5, "unet_steps": 2500},
+                                                       "vocabulary": "a <shape>"})");
+        QVERIFY(ModelPicker::demoIsCurrent(path));
+        QCOMPARE(ModelPicker::demoVocabulary(path), QString("a <shape>"));
+        write(folder.filePath("sdlens_demo.json"), R"({"training": {"seconds": 60, "unet_steps": 2500},
+                                                       "vocabulary": "a <shape>"})");
+        QVERIFY(!ModelPicker::demoIsCurrent(path));  // trained again
+        write(folder.filePath("sdlens_demo.json"), "{\"vocabulary\": ");
+        QVERIFY(!ModelPicker::demoIsCurrent(path));  // cut short
+        QVERIFY(ModelPicker::demoVocabulary(path).isEmpty());
     }
 
     void loraListRemembersPerModel() {

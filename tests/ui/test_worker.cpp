@@ -608,31 +608,50 @@ private slots:
         QCOMPARE(changed.last().first().value<QVector<LoraSummary>>().first().strength, 0.5);
     }
 
-    void demoModelOpensAtItsNativeSizeAndTheUsersSettingsComeBack() {
-        // The demo is whatever lies at demoModelPath(): tiny-sd copied there, under Qt's test paths.
+    void demoModelOpensWithItsSettingsAndTheUsersComeBack() {
+        // The demo is whatever lies at demoModelPath(): tiny-sd copied there with a sdlens_demo.json,
+        // under Qt's test paths.
         QStandardPaths::setTestModeEnabled(true);
         const QString demo = ModelPicker::demoModelPath();
         QDir(demo).removeRecursively();
         QVERIFY(copyTree(kTiny, demo));
+        QFile marker(QDir(demo).filePath("sdlens_demo.json"));
+        QVERIFY(marker.open(QIODevice::WriteOnly));
+        marker.write(R"({"vocabulary": "of squares and circles", "training": {}})");
+        marker.close();
         MainWindow::Options options;
         options.persistSettings = false;
         options.model = kTiny;
         MainWindow window(options);
         window.show();
         QSignalSpy ready(&window, &MainWindow::modelReady);
-        const auto sizeAndSteps = [&] {
+        const auto run = [&] {
             const GenerateSettings s = window.currentSettings();
-            return QList<int>{s.width, s.height, s.steps};
+            return QStringList{QString::number(s.width), QString::number(s.height), QString::number(s.steps),
+                               s.scheduler, QString::number(s.guidance)};
         };
+        const QStringList user{"512", "512", "50", "lms", "7.5"};
         WAIT_FOR(ready, 1, 60000);
-        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));  // a user's model keeps the user's settings
+        QCOMPARE(run(), user);  // a user's model keeps the user's settings
+        QVERIFY(!window.bannerText().contains("demo model"));
+        window.setPrompt(MainWindow::defaultPrompt());
         window.openModel(demo);
         WAIT_FOR(ready, 2, 60000);
         QCOMPARE(ready.last().first().value<ModelSummary>().nativeSize, 128);  // sample_size 16
-        QCOMPARE(sizeAndSteps(), (QList<int>{128, 128, 20}));
+        QCOMPARE(run(), (QStringList{"128", "128", "20", "dpmpp_2m", "5"}));
+        QCOMPARE(window.currentSettings().prompt, QString("a red circle"));
+        for (const char* says : {"demo model", "toy world", "It knows the prompts of squares and circles.",
+                                 "a red circle", "File ▸ Open model folder…", "File ▸ Open model file…"})
+            QVERIFY2(window.bannerText().contains(QString::fromUtf8(says)), says);
         window.openModel(kTiny);
         WAIT_FOR(ready, 3, 60000);
-        QCOMPARE(sizeAndSteps(), (QList<int>{512, 512, 50}));
+        QCOMPARE(run(), user);
+        QVERIFY(!window.bannerText().contains("demo model"));
+        // A prompt of the user's own is kept.
+        window.setPrompt("a green square");
+        window.openModel(demo);
+        WAIT_FOR(ready, 4, 60000);
+        QCOMPARE(window.currentSettings().prompt, QString("a green square"));
         QDir(demo).removeRecursively();
         QStandardPaths::setTestModeEnabled(false);
     }
