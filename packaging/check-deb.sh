@@ -21,6 +21,10 @@ expected=(
   /usr/bin/sdlens-cli
   /usr/share/sdlens/clip/bpe_simple_vocab_16e6.txt.gz
   /usr/share/sdlens/clip/LICENSE
+  /usr/share/sdlens/demo/demo.json
+  /usr/share/sdlens/demo/text_encoder.safetensors
+  /usr/share/sdlens/demo/unet.safetensors
+  /usr/share/sdlens/demo/vae.safetensors
   /usr/share/doc/sdlens/copyright
   /usr/share/doc/sdlens/changelog.Debian.gz
   /usr/share/man/man1/sdlens-cli.1.gz
@@ -36,7 +40,7 @@ for f in "${expected[@]}"; do
   grep -qxF "$f" <<<"$contents" || fail "missing $f"
 done
 # Desktop integration belongs in the system folders only, and nothing of the build or tests ships.
-if grep -E '^/usr/share/sdlens/.*(\.desktop|metainfo\.xml|/hicolor/)|/tests?/|CMake|\.a$' <<<"$contents"; then
+if grep -E '^/usr/share/sdlens/.*(\.desktop|metainfo\.xml|/hicolor/|train_log\.jsonl)|/tests?/|CMake|\.a$' <<<"$contents"; then
   fail "unexpected files (above)"
 fi
 
@@ -69,4 +73,10 @@ if command -v strace >/dev/null; then
 else
   echo "strace not installed: did not check which vocabulary copy was read"
 fi
+# The GUI makes its demo model with make-model --preset demo from the packaged weights.
+demo=$(env -u SDLENS_RESOURCES "$cli" make-model --preset demo --out "$root/demo-model") ||
+  fail "sdlens-cli make-model --preset demo failed"
+echo "$demo"
+grep -qF "\"weights\":\"$root/usr/share/sdlens/demo\"" <<<"$demo" || fail "demo weights not read from the package"
+[ -f "$root/demo-model/sdlens_demo.json" ] || fail "make-model --preset demo wrote no sdlens_demo.json"
 echo "check-deb: OK"
