@@ -638,13 +638,16 @@ void MainWindow::settingsChanged() {
     progressionStale_ = probeStale_ = true;
 }
 
-// Views 3, 5, 6 and 8 work on an image's latents; until the user brings one, the drawn sample
-// image goes through the VAE so they have something to show.
+// Views 3, 5, 6 and 8 work on an image's latents; until the user brings one, a drawn picture goes
+// through the VAE so they have something to show: one of the demo's own kind when the demo is open.
 void MainWindow::ensureImage() {
     if (roundTripDone_ || roundTripPending_ || !modelLoaded_)
         return;
     const int size = std::min(512, roundTo8(std::max(settingsPanel_->width(), 128)));
-    vaeView_->openImage(sampleImage(size), "the sample drawing");
+    if (ModelPicker::isDemoModel(modelPath_))
+        vaeView_->openImage(toyWorldSample(size), "a toy-world picture");
+    else
+        vaeView_->openImage(sampleImage(size), "the sample drawing");
 }
 
 void MainWindow::stageShown(int stage) {

@@ -45,4 +45,16 @@ QImage sampleImage(int size) {
     return img;
 }
 
+QImage toyWorldSample(int size) {
+    QImage img(size, size, QImage::Format_RGB888);
+    img.fill(Qt::white);
+    QPainter p(&img);
+    p.setRenderHint(QPainter::Antialiasing);
+    p.scale(size / 128.0, size / 128.0);
+    p.setPen(Qt::NoPen);
+    p.setBrush(QColor(220, 40, 40));
+    p.drawEllipse(QRectF(34, 30, 64, 64));
+    return img;
+}
+
 } // namespace sdlui

@@ -3,6 +3,7 @@
 #include "core/io/safetensors.h"
 #include "ui/lora_panel.h"
 #include "ui/main_window.h"
+#include "ui/model_picker.h"
 #include "ui/views/attention_view.h"
 #include "ui/views/compare_view.h"
 #include "ui/views/embeddings_view.h"
@@ -112,6 +113,24 @@ bool writeDemoLora(const QString& model, const QString& path) {
         return false;
     }
 }
+
+// What the shots show beyond the model's own settings: the demo model opens at its size, steps and
+// guidance with "a red circle"; any other model keeps the astronaut.
+struct ShotScript {
+    QString comparePrompt;
+    int token;  // the prompt's noun, whose cross-attention is shown
+    QString scheduler;  // for the guidance comparison
+    int steps, size;
+    QString guidances;
+    int amplify;  // the VAE comparison's difference images: random VAEs miss by far more than a trained one
+};
+
+ShotScript shotScript(bool demo) {
+    if (demo)
+        return {"a blue circle", 3 /* "circle</w>" */, "dpmpp_2m", 20, 128, "1, 5, 10", 10};
+    return {"a photograph of an astronaut riding a camel", 8 /* "horse</w>" */, "lms", 10, 256, "1, 3, 7.5, 15", 1};
+}
+
 } // namespace
 
 int renderScreenshots(const QString& dir, const QString& model, const QStringList& vaes, const QString& lora) {
@@ -133,6 +152,7 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
 
     if (!waitFor(&window, &MainWindow::modelReady, w, kTimeout, [] {}))
         return 1;
+    const ShotScript script = shotScript(ModelPicker::isDemoModel(window.currentSettings().model));
     auto shoot = [&](MainWindow::Stage stage, const char* name) {
         window.showStage(stage);
         settle(200);
@@ -153,7 +173,7 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
               waitFor(w, &PipelineWorker::probeReady, w, kTimeout, [&] { window.showStage(MainWindow::UNetStep); }) &&
               shoot(MainWindow::UNetStep, "6-unet-step.png") &&
               waitFor(w, &PipelineWorker::embeddingsReady, w, kTimeout, [&] {
-                  window.embeddingsView()->setComparePrompt("a photograph of an astronaut riding a camel");
+                  window.embeddingsView()->setComparePrompt(script.comparePrompt);
                   window.showStage(MainWindow::Embeddings);
                   window.controller()->computeEmbeddings(window.currentSettings().prompt,
                                                          window.embeddingsView()->comparePrompt());
@@ -174,14 +194,14 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
         ok = shoot(MainWindow::Schedule, "4-noise-schedule.png");
     }
     if (ok) {
-        window.attentionView()->selectToken(8);  // "horse</w>"
+        window.attentionView()->selectToken(script.token);
         window.attentionView()->setAllSteps(true);
         ok = shoot(MainWindow::Attention, "9-cross-attention.png");
     }
     if (ok) {
         window.compareView()->setVary("guidance");
-        window.compareView()->setGuidanceValues("1, 3, 7.5, 15");
-        window.setRunSettings("lms", 10, 256, 256, 42);
+        window.compareView()->setGuidanceValues(script.guidances);
+        window.setRunSettings(script.scheduler, script.steps, script.size, script.size, 42);
         ok = waitFor(w, &PipelineWorker::comparisonReady, w, 2 * kTimeout, [&] { window.compare(); }) &&
              shoot(MainWindow::Compare, "10-compare-guidance.png");
     }
@@ -195,9 +215,8 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
              waitFor(w, &PipelineWorker::vaeComparisonReady, w, kTimeout, [&] {
                  window.showStage(MainWindow::Vae);
                  window.vaeView()->setOtherVaes(others);
-                 // The demo model's random VAEs miss by far more than a trained one: ×10 would saturate.
                  for (QSpinBox* amplify : window.vaeView()->findChildren<QSpinBox*>())
-                     amplify->setValue(1);
+                     amplify->setValue(script.amplify);
                  window.vaeView()->requestComparison();
              }) &&
              shoot(MainWindow::Vae, "11-vae-compare.png");
@@ -215,7 +234,7 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
              waitFor(w, &PipelineWorker::runFinished, w, kTimeout, [&] { window.generate(); }) &&
              waitFor(w, &PipelineWorker::baselineReady, w, kTimeout, [&] {
                  window.showStage(MainWindow::Attention);
-                 window.attentionView()->selectToken(8);  // "horse</w>"
+                 window.attentionView()->selectToken(script.token);
                  window.attentionView()->requestWithoutLoras();
              }) &&
              shoot(MainWindow::Attention, "14-lora-attention.png");
