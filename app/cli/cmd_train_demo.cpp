@@ -10,7 +10,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <dlfcn.h>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -29,11 +28,6 @@ int run_train_demo(sdl::cli::Args& args) {
     const int threads = args.get_int("--threads", 0);
     args.finish();
     at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-
-    // Debian's LibTorch calls OpenBLAS from its own threads; OpenBLAS' pool on top of them only spins
-    // (measured: a U-Net training step 1.7x slower on 2 cores).
-    if (auto set_blas_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-        set_blas_threads(1);
 
     const bool tty = isatty(fileno(stderr));
     const auto result = sdl::train_demo(o, [&](const sdl::DemoTrainProgress& p) {
