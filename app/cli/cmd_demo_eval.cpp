@@ -28,6 +28,7 @@ int run_demo_eval(Args& args) {
     o.keep_images = sheet.has_value();
     const RuntimeOptions runtime = runtime_options(args);
     args.finish();
+    check_demo_eval_options(o);
 
     auto sd = StableDiffusion::load(model, runtime);
     print_load_warnings(*sd);

@@ -39,7 +39,22 @@ private:
     int steps_ = 0;
 };
 
-void check_options(const DemoEvalOptions& o) {
+double mean_of(const std::vector<double>& v) {
+    if (v.empty())
+        return kNaN;
+    double s = 0;
+    for (double x : v)
+        s += x;
+    return s / static_cast<double>(v.size());
+}
+
+double min_of(const std::vector<double>& v) { return v.empty() ? kNaN : *std::min_element(v.begin(), v.end()); }
+
+nlohmann::ordered_json number_or_null(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
+
+} // namespace
+
+void check_demo_eval_options(const DemoEvalOptions& o) {
     const auto& names = scheduler_names();
     if (std::find(names.begin(), names.end(), o.scheduler) == names.end()) {
         std::string list;
@@ -60,21 +75,6 @@ void check_options(const DemoEvalOptions& o) {
             throw UsageError("caption index " + std::to_string(c) + " is outside 0.." +
                              std::to_string(toy::kCaptionCount - 1));
 }
-
-double mean_of(const std::vector<double>& v) {
-    if (v.empty())
-        return kNaN;
-    double s = 0;
-    for (double x : v)
-        s += x;
-    return s / static_cast<double>(v.size());
-}
-
-double min_of(const std::vector<double>& v) { return v.empty() ? kNaN : *std::min_element(v.begin(), v.end()); }
-
-nlohmann::ordered_json number_or_null(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
-
-} // namespace
 
 std::pair<int64_t, int64_t> shape_word_tokens(const ClipTokenizer& tokenizer, int colour, toy::Shape shape) {
     const std::string prefix = std::string("a ") + toy::kColours.at(static_cast<size_t>(colour)).name;
@@ -106,7 +106,7 @@ double attention_on_off_ratio(const torch::Tensor& map, const torch::Tensor& ink
 }
 
 DemoEvalResult evaluate_demo(StableDiffusion& sd, const DemoEvalOptions& o, const DemoEvalProgress& progress) {
-    check_options(o);
+    check_demo_eval_options(o);
     c10::InferenceMode guard;
     const auto start = std::chrono::steady_clock::now();
     std::vector<int> captions = o.captions;

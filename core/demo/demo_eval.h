@@ -49,7 +49,11 @@ struct DemoEvalResult {
 // Called after each generated image and each VAE round trip: what is running, how far.
 using DemoEvalProgress = std::function<void(const std::string& stage, int done, int total)>;
 
-// Throws sdl::UsageError for options out of range (an unknown scheduler, no seeds, ...).
+// Throws sdl::UsageError for options out of range (an unknown scheduler, no seeds, ...), so a caller can
+// refuse them before loading a model.
+void check_demo_eval_options(const DemoEvalOptions& options);
+
+// Throws what check_demo_eval_options throws.
 DemoEvalResult evaluate_demo(StableDiffusion& sd, const DemoEvalOptions& options, const DemoEvalProgress& progress = {});
 
 // Where the shape word's tokens sit in the tokenized caption "a <colour> <shape>": [first, last) (BOS,
