@@ -29,7 +29,8 @@ class TestDemoEval : public QObject {
     std::unique_ptr<sdl::StableDiffusion> sd_;
 
 private slots:
-    void initTestCase() { sd_ = sdl::StableDiffusion::load(kData + "/tiny-sd", {"cpu", "fp32", 2}); }
+    // One thread, as test_demo_trainer: two tests run at once on the suite's 2 cores.
+    void initTestCase() { sd_ = sdl::StableDiffusion::load(kData + "/tiny-sd", {"cpu", "fp32", 1}); }
 
     void shapeWordFromTheTokenizer() {
         for (size_t colour = 0; colour < sdl::toy::kColours.size(); ++colour)
