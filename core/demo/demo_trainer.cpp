@@ -200,7 +200,7 @@ DemoTrainResult train_demo(const DemoTrainOptions& o, const std::function<void(c
         DemoTrainProgress p{phase, step, steps, loss, seconds()};
         if (phase != "encode")
             log << nlohmann::json{{"phase", phase}, {"step", step}, {"loss", loss}, {"seconds", p.seconds}}.dump()
-                << '\n';
+                << std::endl;  // flushed, so the log can be followed while training runs
         if (progress)
             progress(p);
     };
