@@ -119,16 +119,16 @@ bool writeDemoLora(const QString& model, const QString& path) {
 struct ShotScript {
     QString comparePrompt;
     int token;  // the prompt's noun, whose cross-attention is shown
-    QString scheduler;  // for the guidance comparison
-    int steps, size;
+    QString scheduler;
+    int steps, compareSteps, size;
     QString guidances;
     int amplify;  // the VAE comparison's difference images: random VAEs miss by far more than a trained one
 };
 
 ShotScript shotScript(bool demo) {
     if (demo)
-        return {"a blue circle", 3 /* "circle</w>" */, "dpmpp_2m", 20, 128, "1, 5, 10", 10};
-    return {"a photograph of an astronaut riding a camel", 8 /* "horse</w>" */, "lms", 10, 256, "1, 3, 7.5, 15", 1};
+        return {"a blue circle", 3 /* "circle</w>" */, "dpmpp_2m", 20, 20, 128, "1, 5, 10", 10};
+    return {"a photograph of an astronaut riding a camel", 8 /* "horse</w>" */, "lms", 20, 10, 256, "1, 3, 7.5, 15", 1};
 }
 
 } // namespace
@@ -145,7 +145,6 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
     window.resize(1440, 900);
     // The demo model, opened when no model is given, swaps it for a prompt it was trained on.
     window.setPrompt(MainWindow::defaultPrompt());
-    window.setRunSettings("lms", 20, 256, 256, 42);
     window.show();
     PipelineWorker* w = window.controller()->worker();
     constexpr int kTimeout = 300000;
@@ -153,6 +152,8 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
     if (!waitFor(&window, &MainWindow::modelReady, w, kTimeout, [] {}))
         return 1;
     const ShotScript script = shotScript(ModelPicker::isDemoModel(window.currentSettings().model));
+    // Set once the model is open: explicit run settings win over the demo's own, whose guidance stays.
+    window.setRunSettings(script.scheduler, script.steps, script.size, script.size, 42);
     auto shoot = [&](MainWindow::Stage stage, const char* name) {
         window.showStage(stage);
         settle(200);
@@ -201,7 +202,7 @@ int renderScreenshots(const QString& dir, const QString& model, const QStringLis
     if (ok) {
         window.compareView()->setVary("guidance");
         window.compareView()->setGuidanceValues(script.guidances);
-        window.setRunSettings(script.scheduler, script.steps, script.size, script.size, 42);
+        window.setRunSettings(script.scheduler, script.compareSteps, script.size, script.size, 42);
         ok = waitFor(w, &PipelineWorker::comparisonReady, w, 2 * kTimeout, [&] { window.compare(); }) &&
              shoot(MainWindow::Compare, "10-compare-guidance.png");
     }
