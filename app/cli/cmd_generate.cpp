@@ -10,7 +10,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -176,13 +175,7 @@ int run_generate(Args& args) {
     const RuntimeOptions options = runtime_options_with_vae(args);
     args.finish();
 
-    const auto& names = scheduler_names();
-    if (std::find(names.begin(), names.end(), r.scheduler) == names.end()) {
-        std::string list;
-        for (const auto& n : names)
-            list += (list.empty() ? "" : ", ") + n;
-        throw UsageError("unknown scheduler '" + r.scheduler + "' (expected one of: " + list + ")");
-    }
+    check_scheduler_name(r.scheduler);
     if (seed_arg && init_latents)
         throw UsageError("--seed and --init-latents are exclusive");
     if (r.steps < 1)

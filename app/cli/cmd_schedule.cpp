@@ -49,13 +49,7 @@ int run_schedule(sdl::cli::Args& args) {
     const auto model = args.get("--model");
     args.finish();
 
-    const auto& names = sdl::scheduler_names();
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
-        std::string list;
-        for (const auto& n : names)
-            list += (list.empty() ? "" : ", ") + n;
-        throw sdl::UsageError("unknown scheduler '" + name + "' (expected one of: " + list + ")");
-    }
+    sdl::check_scheduler_name(name);
     if (karras && (name == "pndm" || name == "ddim" || name == "lcm"))
         throw sdl::UsageError("--karras applies to sigma schedulers (lms, euler, euler_a, dpmpp_2m), not " + name);
     if (steps < 1)

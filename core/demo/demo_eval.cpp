@@ -55,13 +55,7 @@ nlohmann::ordered_json number_or_null(double v) { return std::isfinite(v) ? nloh
 } // namespace
 
 void check_demo_eval_options(const DemoEvalOptions& o) {
-    const auto& names = scheduler_names();
-    if (std::find(names.begin(), names.end(), o.scheduler) == names.end()) {
-        std::string list;
-        for (const auto& n : names)
-            list += (list.empty() ? "" : ", ") + n;
-        throw UsageError("unknown scheduler '" + o.scheduler + "' (expected one of: " + list + ")");
-    }
+    check_scheduler_name(o.scheduler);
     if (o.seeds < 1)
         throw UsageError("--seeds must be at least 1 (got " + std::to_string(o.seeds) + ")");
     if (o.steps < 1)

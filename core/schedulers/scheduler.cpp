@@ -3,6 +3,7 @@
 #include "core/schedulers/schedule_math.h"
 #include "core/util/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -219,6 +220,12 @@ void Scheduler::check_step_index(int step_index) const {
 const std::vector<std::string>& scheduler_names() {
     static const std::vector<std::string> names{"lms", "pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lcm"};
     return names;
+}
+
+void check_scheduler_name(const std::string& name) {
+    const auto& names = scheduler_names();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+        throw UsageError("unknown scheduler '" + name + "' (expected one of: " + joined(names) + ")");
 }
 
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const SchedulerConfig& config) {

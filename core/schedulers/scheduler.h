@@ -115,5 +115,8 @@ protected:
 // The config is validated first.
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const SchedulerConfig& config);
 const std::vector<std::string>& scheduler_names();
+// A scheduler name as a user gave it (a command-line flag, an option): sdl::UsageError listing the names
+// when it is none of them.
+void check_scheduler_name(const std::string& name);
 
 } // namespace sdl
