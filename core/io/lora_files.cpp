@@ -48,6 +48,8 @@ constexpr Suffix kSuffixes[] = {
     {".lora_linear_layer.up.weight", Style::Processor, Role::Up},
     {"_lora.down.weight", Style::Processor, Role::Down},
     {"_lora.up.weight", Style::Processor, Role::Up},
+    {".lora.down.weight", Style::Processor, Role::Down},
+    {".lora.up.weight", Style::Processor, Role::Up},
 };
 
 // diffusers' attention processors named each projection's LoRA after it.
@@ -373,7 +375,7 @@ std::string listed(const std::vector<std::string>& keys) {
 const char* lora_network_name(LoraNetwork n) { return n == LoraNetwork::TextEncoder ? "text_encoder" : "unet"; }
 
 bool is_lora_file(const SafetensorsFile& f) {
-    static const char* kMarks[] = {"lora_down", "lora_up", "lora_A.", "lora_B.", "_lora.down", "lora_linear_layer",
+    static const char* kMarks[] = {"lora_down", "lora_up", "lora_A.", "lora_B.", "_lora.down", ".lora.down", "lora_linear_layer",
                                    "hada_w", "lokr_w", "dora_scale", "lora_te1_", "lora_te2_"};
     for (const auto& [key, v] : f.tensors())
         for (const char* m : kMarks)

@@ -7,7 +7,9 @@
 //  - peft as diffusers saves it: "unet.<path>.lora_A.weight" / ".lora_B.weight",
 //    "text_encoder.text_model.<path>...", alpha from the lora_adapter_metadata JSON when present;
 //  - the older diffusers attention processors: "<path>.processor.to_q_lora.down.weight", and the
-//    text encoder's "<path>.q_proj.lora_linear_layer.down.weight".
+//    text encoder's "<path>.q_proj.lora_linear_layer.down.weight";
+//  - peft converted to those names, as diffusers' training scripts save it (convert_state_dict_to_diffusers):
+//    "unet.<path>.lora.down.weight", the text encoder's as above, alpha from the metadata.
 // The one name table is in lora_files.cpp. Refused with a message naming what the file is: pickles,
 // LyCORIS LoHa / LoKr / Tucker LoCon, (IA)^3, DoRA, SDXL LoRAs; any key the table does not place.
 #include "core/io/safetensors.h"
