@@ -154,9 +154,11 @@ int run_bench(Args& args) {
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
         throw UsageError("--width and --height must be positive multiples of 8");
-    if (kernel != "flash" && kernel != "plain")
-        throw UsageError("--attention-kernel is flash or plain, not '" + kernel + "'");
-    set_cpu_attention(kernel == "plain" ? CpuAttention::plain : CpuAttention::flash);
+    if (kernel != "flash" && kernel != "sdpa" && kernel != "plain")
+        throw UsageError("--attention-kernel is flash, sdpa or plain, not '" + kernel + "'");
+    set_cpu_attention(kernel == "plain" ? CpuAttention::plain
+                      : kernel == "sdpa" ? CpuAttention::sdpa
+                                         : CpuAttention::flash);
 
     const auto t_load = Clock::now();
     auto sd = StableDiffusion::load(model, options);
@@ -248,8 +250,8 @@ int run_bench(Args& args) {
 const Register reg{"bench",
                    "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run, "
                    "--profile adds the operators taking the most time, --attention runs the pipeline again "
-                   "recording the cross-attention maps; --attention-kernel plain times the CPU attention as bmm, softmax, "
-                   "bmm instead of the flash kernel)",
+                   "recording the cross-attention maps; --attention-kernel sdpa times the CPU attention through LibTorch "
+                   "2.x's scaled_dot_product_attention, plain as bmm, softmax, bmm, instead of the flash kernel)",
                    {"--no-pipeline", "--profile", "--attention"}, run_bench};
 
 } // namespace

@@ -53,11 +53,14 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
         *probs = unfold(p);
         return unfold(torch::bmm(p, fold_heads(v)));
     }
-    if (q.device().is_cpu() && cpu_attention() == CpuAttention::flash &&
+    const CpuAttention cpu = cpu_attention();
+    if (q.device().is_cpu() && cpu == CpuAttention::flash &&
         (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kBFloat16))
         return flash_attention(q, k, v, causal);
 #if TORCH_VERSION_MAJOR >= 2
-    if (!upcast)
+    // On CUDA always (its flash and memory-efficient kernels accumulate in float32 whatever the input
+    // type); on the CPU when chosen. An upcast network keeps the explicit float32 softmax below.
+    if (!upcast && (q.device().is_cuda() || cpu == CpuAttention::sdpa))
         return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
 #endif
     const auto q3 = fold_heads(q), k3 = fold_heads(k), v3 = fold_heads(v);

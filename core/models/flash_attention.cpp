@@ -4,6 +4,7 @@
 #include "core/util/error.h"
 
 #include <ATen/Parallel.h>
+#include <torch/version.h>
 
 #include <atomic>
 #include <cmath>
@@ -77,12 +78,20 @@ ak::AttendFn kernel_for(const std::string& isa) {
 
 } // namespace
 
-void set_cpu_attention(CpuAttention a) { g_attention = a; }
+void set_cpu_attention(CpuAttention a) {
+    if (a == CpuAttention::sdpa && !have_sdpa())
+        throw UsageError("scaled_dot_product_attention needs LibTorch 2.x; this build has LibTorch " TORCH_VERSION);
+    g_attention = a;
+}
 CpuAttention cpu_attention() { return g_attention; }
+
+bool have_sdpa() { return TORCH_VERSION_MAJOR >= 2; }
 
 const char* cpu_attention_label() {
     if (g_attention == CpuAttention::plain)
         return "plain";
+    if (g_attention == CpuAttention::sdpa)
+        return "sdpa";
     // bfloat16 runs on the bfloat16 kernel where there is one.
     if (ak::bf16_attend())
         return "flash (avx512bf16 for bf16, avx512 for fp32)";

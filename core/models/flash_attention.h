@@ -9,11 +9,13 @@ namespace sdl {
 
 enum class CpuAttention {
     flash,  // this file's kernel (the default)
+    sdpa,   // LibTorch 2.x's at::scaled_dot_product_attention (its own CPU flash kernel)
     plain,  // bmm + softmax + bmm in query chunks, as before it: for comparisons (`bench --attention plain`)
 };
-void set_cpu_attention(CpuAttention a);
+void set_cpu_attention(CpuAttention a);  // sdpa on a LibTorch without it: an sdl::UsageError
 CpuAttention cpu_attention();
-const char* cpu_attention_label();  // "flash (avx512)", ... or "plain": the kernels this CPU runs
+bool have_sdpa();                   // LibTorch 2.x
+const char* cpu_attention_label();  // "flash (avx512)", ..., "sdpa" or "plain": the kernels this CPU runs
 
 // softmax(q k^T / sqrt(d)) v. q [B, heads, Lq, d], k and v [B, heads, Lk, d] on the CPU, float32 or
 // bfloat16, any strides. Computed in float32 whatever the input type (so `upcast` always holds) and

@@ -23,7 +23,8 @@ struct ModelHooks {
     // "down_blocks.1", "down_blocks.1.resnets.0", "mid_block", "up_blocks.2.attentions.0", "conv_out"...
     std::map<std::string, std::function<void(const torch::Tensor&)>> outputs;
 
-    void emit(const std::string& name, const torch::Tensor& out) const {
+    // Not "emit": Qt defines that as a macro, and tests see this header after QtTest.
+    void tap(const std::string& name, const torch::Tensor& out) const {
         if (const auto it = outputs.find(name); it != outputs.end())
             it->second(out);
     }

@@ -26,7 +26,7 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Te
     if (output_scale_factor_ != 1.0)
         out.div_(output_scale_factor_);
     if (hooks)
-        hooks->emit(hook_name(), out);
+        hooks->tap(hook_name(), out);
     return out;
 }
 

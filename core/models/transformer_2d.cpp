@@ -41,7 +41,7 @@ torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const t
     const auto parts = ff_proj(norm3(h)).chunk(2, -1);
     h = ff_out(torch::gelu(parts[1]).mul_(parts[0])).add_(h);
     if (hooks)
-        hooks->emit(hook_name(), h);
+        hooks->tap(hook_name(), h);
     return h;
 }
 
@@ -77,7 +77,7 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
     h = linear_ ? to_map(proj_out_linear(h)) : proj_out_conv(to_map(h).contiguous());
     auto out = h.add_(x);
     if (hooks)
-        hooks->emit(hook_name(), out);
+        hooks->tap(hook_name(), out);
     return out;
 }
 

@@ -102,19 +102,19 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
                               std::to_string(c.time_cond_proj_dim) + "], found " + c10::str(timestep_cond.sizes()));
 
     const ModelHooks* hooks = hooks_;
-    const auto emit = [&](const char* name, const torch::Tensor& x) {
+    const auto tap = [&](const char* name, const torch::Tensor& x) {
         if (hooks)
-            hooks->emit(name, x);
+            hooks->tap(name, x);
     };
     // The sinusoids are computed in float32 whatever the model dtype, then cast, as diffusers does.
     const auto t_emb = timestep_embedding(t.to(sample.device()), c.block_out_channels[0], c.flip_sin_to_cos,
                                           c.freq_shift);
     const auto temb = time_embedding(t_emb.to(sample.scalar_type()),
                                      timestep_cond.defined() ? timestep_cond.to(sample.scalar_type()) : timestep_cond);
-    emit("time_embedding", temb);
+    tap("time_embedding", temb);
 
     auto h = conv_in(c.center_input_sample ? 2 * sample - 1.0 : sample);  // [B, C0, h, w]
-    emit("conv_in", h);
+    tap("conv_in", h);
     std::vector<torch::Tensor> skips{h};
     for (auto& block : down_)
         h = block->forward(h, temb, context, skips, hooks);
@@ -130,7 +130,7 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
     }
     h = conv_norm_out(h);
     auto out = conv_out(torch::silu_(h));  // [B, out_channels, h, w]
-    emit("conv_out", out);
+    tap("conv_out", out);
     return out;
 }
 

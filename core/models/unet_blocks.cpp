@@ -75,7 +75,7 @@ torch::Tensor UNetDownBlockImpl::forward(torch::Tensor x, const torch::Tensor& t
         skips.push_back(x);
     }
     if (hooks)
-        hooks->emit(hook_name(), x);
+        hooks->tap(hook_name(), x);
     return x;
 }
 
@@ -115,7 +115,7 @@ torch::Tensor UNetUpBlockImpl::forward(torch::Tensor x, const torch::Tensor& tem
     if (up_)
         x = up_->forward(x, upsample_size);
     if (hooks)
-        hooks->emit(hook_name(), x);
+        hooks->tap(hook_name(), x);
     return x;
 }
 
@@ -141,7 +141,7 @@ torch::Tensor UNetMidBlockImpl::forward(torch::Tensor x, const torch::Tensor& te
         x = resnets_[i + 1]->forward(x, temb, hooks);
     }
     if (hooks)
-        hooks->emit(hook_name(), x);
+        hooks->tap(hook_name(), x);
     return x;
 }
 

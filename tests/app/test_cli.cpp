@@ -12,6 +12,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtEndian>
+#include <torch/cuda.h>
 #include <QtTest>
 
 #include "core/io/fake_hub.h"
@@ -406,6 +407,15 @@ private slots:
         expectError({"make-model", "--preset", "demo", "--out", out, "--seed", "1"}, 2, "--seed");
         expectError({"make-model", "--preset", "tiny", "--out", out, "--weights", weights}, 2, "--preset demo");
         QVERIFY(!QFile::exists(out));
+    }
+    // Whether this LibTorch lacks CUDA (Debian's) or has it with no GPU (PyPI's on this machine), the
+    // answer is one line naming the cause, exit 1.
+    void cudaWithoutAGpu() {
+        if (torch::cuda::is_available())
+            QSKIP("a GPU is visible: --device cuda works here");
+        expectError({"encode-text", "--model", kData + "/tiny-sd", "--out", tmp_.filePath("never.safetensors"),
+                     "--device", "cuda", "a cat"},
+                    1, "--device cuda");
     }
     void unknownFlagAndCommand() {
         expectError({"tokenize", "--frobnicate", "1", "x"}, 2, "frobnicate");

@@ -1,6 +1,7 @@
 #include "core/models/attention.h"
 #include "core/models/flash_attention.h"
 #include "core/models/kernels/attention_kernel.h"
+#include "core/util/error.h"
 
 #include <torch/torch.h>
 
@@ -163,6 +164,27 @@ private slots:
             const auto plain = sdl::scaled_attention(q, k, v, causal);
             sdl::set_cpu_attention(sdl::CpuAttention::flash);
             QVERIFY((flash - plain).abs().max().item<double>() < 1e-5);
+        }
+    }
+
+    // LibTorch 2.x's scaled_dot_product_attention, where there is one, matches the plain path to 1e-4 in
+    // float32 (the parity bound), causal too; a LibTorch without it refuses the choice.
+    void sdpaMatchesPlainPath() {
+        const auto before = sdl::cpu_attention();
+        if (!sdl::have_sdpa()) {
+            QVERIFY_THROWS_EXCEPTION(sdl::UsageError, sdl::set_cpu_attention(sdl::CpuAttention::sdpa));
+            QCOMPARE(sdl::cpu_attention(), before);
+            return;
+        }
+        for (const bool causal : {false, true}) {
+            const auto q = heads_view(2, 8, 300, 40), k = heads_view(2, 8, 300, 40), v = heads_view(2, 8, 300, 40);
+            sdl::set_cpu_attention(sdl::CpuAttention::sdpa);
+            const auto sdpa = sdl::scaled_attention(q, k, v, causal);
+            QCOMPARE(std::string(sdl::cpu_attention_label()), std::string("sdpa"));
+            sdl::set_cpu_attention(sdl::CpuAttention::plain);
+            const auto plain = sdl::scaled_attention(q, k, v, causal);
+            sdl::set_cpu_attention(before);
+            QVERIFY((sdpa - plain).abs().max().item<double>() < 1e-4);
         }
     }
 

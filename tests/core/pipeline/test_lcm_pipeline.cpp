@@ -105,7 +105,9 @@ private slots:
         QCOMPARE(got.sizes(), want.sizes());
         const double err = max_abs(got, want);
         qInfo("guidance-scale embedding: max abs error %.3g", err);
-        QVERIFY(err <= 1e-6);
+        // The sinusoids' arguments reach w * 1000: float32 sin and cos of those round at ~1e-5, and
+        // LibTorch 1.13 and 2.x vectorise them differently (0 and 2.6e-5 from diffusers on torch 1.13).
+        QVERIFY(err <= 1e-4);
     }
 
     void distilledUNetIsGuidedByItsEmbedding() {
