@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds core/, sdlens-cli and the GUI against PyPI's CUDA-enabled LibTorch 2.x and this machine's
+# CUDA toolkit, then runs the tests of core/ on the CPU with that build, and checks that the binary
+# carries CUDA and that `--device cuda` without a GPU is refused with one line.
+# Usage: packaging/build-cuda.sh BUILD_DIR   (CUDAToolkit_ROOT: the toolkit, default /usr/local/cuda)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:?usage: packaging/build-cuda.sh BUILD_DIR}
+cuda=${CUDAToolkit_ROOT:-/usr/local/cuda}
+if [ ! -x "$cuda/bin/nvcc" ]; then
+  echo "build-cuda: no CUDA toolkit at $cuda (install one or set CUDAToolkit_ROOT)" >&2
+  exit 1
+fi
+packaging/install-deps.sh --torch pypi
+# SD Lens compiles no CUDA code itself; the architectures only quieten LibTorch's CMake package,
+# which would otherwise probe for a GPU: Ampere, Hopper and Blackwell.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSDLENS_TORCH=pypi \
+  -DCUDAToolkit_ROOT="$cuda" -DTORCH_CUDA_ARCH_LIST="8.0;9.0;10.0"
+cmake --build "$build" --parallel "$(nproc)" --target sdlens-cli sdlens sdlens_core_tests
+
+cli="$build/bin/sdlens-cli"
+if ! ldd "$cli" | grep -q 'libtorch_cuda\.so'; then
+  echo "build-cuda: $cli does not link libtorch_cuda.so" >&2
+  exit 1
+fi
+QT_QPA_PLATFORM=offscreen ctest --test-dir "$build" -L core --output-on-failure --parallel "$(nproc)"
+
+# Without a GPU: one line on stderr naming the problem, exit status 1.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  set +e
+  err=$("$cli" encode-text --model tests/data/tiny-sd --out "$build/cuda-check.safetensors" --device cuda "a cat" 2>&1 >/dev/null)
+  rc=$?
+  set -e
+  if [ "$rc" -ne 1 ] || [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || ! grep -qi 'cuda' <<<"$err"; then
+    echo "build-cuda: '--device cuda' without a GPU gave exit $rc and: $err" >&2
+    exit 1
+  fi
+  echo "build-cuda: without a GPU, '--device cuda' says: $err"
+fi
+echo "build-cuda: OK, $(grep -m1 '^Torch_DIR:' "$build/CMakeCache.txt")"
