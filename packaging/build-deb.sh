@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-pkg}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSDLENS_BUILD_TESTS=OFF
+# Debian's LibTorch whatever else is installed: the package depends on Debian's packages, and PyPI's
+# wheel lives in a virtual environment no .deb can point at.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSDLENS_BUILD_TESTS=OFF -DSDLENS_TORCH=debian
 cmake --build "$build" --parallel "$(nproc)"
 rm -f "$build"/sdlens_*.deb
 (cd "$build" && cpack -G DEB)
