@@ -10,7 +10,7 @@ namespace sdl {
 enum class CpuAttention {
     flash,  // this file's kernel (the default)
     sdpa,   // LibTorch 2.x's at::scaled_dot_product_attention (its own CPU flash kernel)
-    plain,  // bmm + softmax + bmm in query chunks, as before it: for comparisons (`bench --attention plain`)
+    plain,  // bmm + softmax + bmm in query chunks, as before it: for comparisons (`bench --attention-kernel plain`)
 };
 void set_cpu_attention(CpuAttention a);  // sdpa on a LibTorch without it: an sdl::UsageError
 CpuAttention cpu_attention();
