@@ -4,6 +4,7 @@
 // training code, both loaded by load_lora_weights and mixed by set_adapters at 0.8 and -0.5.
 #include "core/io/safetensors.h"
 #include "core/io/tensor_io.h"
+#include "core/models/model_test_util.h"
 #include "core/pipeline/pipeline.h"
 
 #include <QtTest>
@@ -16,10 +17,6 @@ struct Steps : sdl::PipelineObserver {
     std::vector<torch::Tensor> latents;
     void on_step(const sdl::StepEvent& e) override { latents.push_back(e.latents.cpu()); }
 };
-
-double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
-    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
 
 } // namespace
 
@@ -70,10 +67,10 @@ private slots:
         const std::string run = setUp();
         const auto prompt = sd_->encode_prompt("a dog wearing hat");
         const auto negative = sd_->encode_prompt("");
-        const double te_err = std::max(max_abs(prompt, ref(run + ".te.prompt")),
-                                       max_abs(negative, ref(run + ".te.negative")));
+        const double te_err = std::max(sdl_test::max_abs(prompt, ref(run + ".te.prompt")),
+                                       sdl_test::max_abs(negative, ref(run + ".te.negative")));
         const auto out = sd_->predict_noise(ref("unet.sample"), 500, torch::cat({negative, prompt}));
-        const double unet_err = max_abs(out, ref(run + ".unet.out"));
+        const double unet_err = sdl_test::max_abs(out, ref(run + ".unet.out"));
         qInfo("%s: text encoder max abs error %.3g, U-Net %.3g", run.c_str(), te_err, unet_err);
         QVERIFY(te_err <= 1e-4);
         QVERIFY(unet_err <= 1e-4);
@@ -95,9 +92,9 @@ private slots:
         QCOMPARE(static_cast<int64_t>(steps.latents.size()), want.size(0));
         double worst = 0;
         for (int64_t i = 0; i < want.size(0); ++i)
-            worst = std::max(worst, max_abs(steps.latents[static_cast<size_t>(i)][0], want[i]) /
+            worst = std::max(worst, sdl_test::max_abs(steps.latents[static_cast<size_t>(i)][0], want[i]) /
                                         want[i].abs().max().item<double>());
-        const double image_err = max_abs(image, ref(run + ".e2e.image"));
+        const double image_err = sdl_test::max_abs(image, ref(run + ".e2e.image"));
         qInfo("%s: worst step error %.3g of scale, image max abs error %.3g", run.c_str(), worst, image_err);
         QVERIFY2(worst <= 1e-3, "step latents differ from diffusers");
         QVERIFY2(image_err <= 2e-3, "final image differs from diffusers");
