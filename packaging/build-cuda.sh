@@ -19,8 +19,18 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSDLENS_TORCH=pypi \
 cmake --build "$build" --parallel "$(nproc)" --target sdlens-cli sdlens sdlens_core_tests
 
 cli="$build/bin/sdlens-cli"
-if ! ldd "$cli" | grep -q 'libtorch_cuda\.so'; then
-  echo "build-cuda: $cli does not link libtorch_cuda.so" >&2
+# Captured first, not piped into `grep -q`: under pipefail, grep leaving early kills the writer
+# (the loader prints ldd's lines one write at a time) and the check fails at random.
+dynamic=$(readelf -d "$cli")
+if ! grep -qF 'Shared library: [libtorch_cuda.so]' <<<"$dynamic"; then
+  echo "build-cuda: $cli does not link libtorch_cuda.so; it needs:" >&2
+  grep NEEDED <<<"$dynamic" >&2 || true
+  exit 1
+fi
+deps=$(ldd "$cli")
+if grep -q 'not found' <<<"$deps" || ! grep -q 'libtorch_cuda\.so => /' <<<"$deps"; then
+  echo "build-cuda: $cli does not load all its libraries:" >&2
+  printf '%s\n' "$deps" >&2
   exit 1
 fi
 QT_QPA_PLATFORM=offscreen ctest --test-dir "$build" -L core --output-on-failure --parallel "$(nproc)"
