@@ -172,6 +172,9 @@ int run_bench(Args& args) {
                      {"backends", backend_lines()},
                      {"threads", at::get_num_threads()}};
     j["attention_kernel"] = device.is_cuda() ? "cuda" : cpu_attention_label();
+    j["memory_format"] = options.channels_last ? "channels-last" : "contiguous";
+    j["cuda_graph"] = options.cuda_graph;
+    j["nan_check"] = options.deferred_nan_check ? "after the last step" : "every step";
     j["model"] = model;
     j["vae"] = sd->info().vae.empty() ? "model" : sd->info().vae_path;
     for (const LoraReport& l : sd->loras())
@@ -251,8 +254,11 @@ const Register reg{"bench",
                    "Time text encoder, U-Net call, VAE and the whole pipeline (JSON; --no-pipeline skips the run, "
                    "--profile adds the operators taking the most time, --attention runs the pipeline again "
                    "recording the cross-attention maps; --attention-kernel sdpa times the CPU attention through LibTorch "
-                   "2.x's scaled_dot_product_attention, plain as bmm, softmax, bmm, instead of the flash kernel)",
-                   {"--no-pipeline", "--profile", "--attention"}, run_bench};
+                   "2.x's scaled_dot_product_attention, plain as bmm, softmax, bmm, instead of the flash kernel; "
+                   "--memory-format channels-last runs the U-Net and the VAE in NHWC order; --cuda-graph replays "
+                   "the U-Net call as a CUDA graph; --deferred-nan-check reads the latents' NaN check once, after "
+                   "the last step)",
+                   {"--no-pipeline", "--profile", "--attention", "--cuda-graph", "--deferred-nan-check"}, run_bench};
 
 } // namespace
 } // namespace sdl::cli

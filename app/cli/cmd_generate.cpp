@@ -251,7 +251,7 @@ int run_generate(Args& args) {
 }
 
 const Register reg{"generate", "Make images from a prompt (txt2img, img2img), optionally tracing every step",
-                   {"--karras"}, run_generate};
+                   {"--karras", "--cuda-graph", "--deferred-nan-check"}, run_generate};
 
 } // namespace
 } // namespace sdl::cli

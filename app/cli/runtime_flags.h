@@ -1,7 +1,8 @@
 #pragma once
 // --device, --dtype and --threads, shared by every command that runs a network; --vae for those that
 // decode images; --lora for those that run the text encoder or the U-Net; --embedding for those that
-// read prompts.
+// read prompts; --memory-format, --cuda-graph and --deferred-nan-check (boolean: list them in the
+// command's Register) for those that run the whole pipeline.
 #include "app/cli/args.h"
 #include "core/io/lora_files.h"
 #include "core/models/lora.h"
@@ -63,6 +64,12 @@ inline RuntimeOptions runtime_options_with_vae(Args& args) {
     o.vae = args.get_or("--vae", "");
     o.loras = lora_flags(args);
     o.embeddings = embedding_flags(args);
+    const std::string format = args.get_or("--memory-format", "contiguous");
+    if (format != "contiguous" && format != "channels-last")
+        throw UsageError("--memory-format is contiguous or channels-last, not '" + format + "'");
+    o.channels_last = format == "channels-last";
+    o.cuda_graph = args.has("--cuda-graph");
+    o.deferred_nan_check = args.has("--deferred-nan-check");
     return o;
 }
 

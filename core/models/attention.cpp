@@ -113,7 +113,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor AttentionImpl::forward_spatial(const torch::Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1), hh = x.size(2), ww = x.size(3);
-    auto h = (*group_norm_)(x).view({b, c, hh * ww}).transpose(1, 2);  // [B, HW, C]
+    // reshape, not view: a channels-last x (use_channels_last) is not viewable as [B, C, HW].
+    auto h = (*group_norm_)(x).reshape({b, c, hh * ww}).transpose(1, 2);  // [B, HW, C]
     h = forward(h);
     return h.transpose(1, 2).reshape({b, c, hh, ww}) + x;
 }

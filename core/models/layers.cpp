@@ -49,4 +49,11 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
     return torch::embedding(weight, ids);
 }
 
+void use_channels_last(torch::nn::Module& m) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : m.parameters())
+        if (p.dim() == 4)
+            p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 } // namespace sdl

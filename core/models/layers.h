@@ -54,4 +54,10 @@ public:
 };
 TORCH_MODULE(Embedding);
 
+// Every 4-D parameter (the convolutions' weights) in channels-last order, [O, kH, kW, I] in memory.
+// A convolution with such a weight returns channels-last activations, so the whole network then runs
+// NHWC without converting its input: the layout that cuDNN's fp16 tensor-core kernels and oneDNN
+// prefer. Values are unchanged; idempotent.
+void use_channels_last(torch::nn::Module& m);
+
 } // namespace sdl

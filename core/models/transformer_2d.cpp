@@ -74,7 +74,7 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
     h = linear_ ? proj_in_linear(to_tokens(h)) : to_tokens(proj_in_conv(h));
     for (auto& block : blocks_)
         h = block->forward(h, context, hooks, hh, ww);
-    h = linear_ ? to_map(proj_out_linear(h)) : proj_out_conv(to_map(h).contiguous());
+    h = linear_ ? to_map(proj_out_linear(h)) : proj_out_conv(to_map(h).contiguous(x.suggest_memory_format()));
     auto out = h.add_(x);
     if (hooks)
         hooks->tap(hook_name(), out);

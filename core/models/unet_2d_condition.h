@@ -26,6 +26,7 @@ public:
 
     // Taps for the explorer; null (the default) turns them off. Not owned; must outlive forward calls.
     void set_hooks(const ModelHooks* hooks) { hooks_ = hooks; }
+    const ModelHooks* hooks() const { return hooks_; }
     const UNet2DConditionConfig& config() const { return config_; }
 
 private:

@@ -3,8 +3,10 @@
 #include "core/io/model_files.h"
 #include "core/models/autoencoder_kl.h"
 #include "core/models/hooks.h"
+#include "core/models/layers.h"
 #include "core/models/clip_text_model.h"
 #include "core/models/unet_2d_condition.h"
+#include "core/models/unet_cuda_graph.h"
 #include "core/models/load.h"
 #include "core/models/lora.h"
 #include "core/models/precision_probe.h"
@@ -79,10 +81,14 @@ void check_memory(int width, int height, torch::Dtype unet_dtype, torch::Dtype v
     }
 }
 
+Error numerical_failure(const char* stage) {
+    return Error(std::string("numerical failure: NaN or Inf in the ") + stage +
+                 " (try --dtype fp32, or check the model weights)");
+}
+
 void check_finite(const torch::Tensor& t, const char* stage) {
     if (!torch::isfinite(t).all().item<bool>())
-        throw Error(std::string("numerical failure: NaN or Inf in the ") + stage +
-                    " (try --dtype fp32, or check the model weights)");
+        throw numerical_failure(stage);
 }
 
 } // namespace
@@ -91,6 +97,9 @@ struct StableDiffusion::Impl {
     ModelInfo info;
     torch::Device device = torch::kCPU;
     torch::Dtype dtype = torch::kFloat32;  // the U-Net's and the text encoder's; the VAE's sides hold their own
+    bool channels_last = false;
+    bool deferred_nan_check = false;
+    std::unique_ptr<UNetCudaGraph> unet_graph;  // RuntimeOptions::cuda_graph
     std::unique_ptr<ClipTokenizer> tokenizer;
     ClipTextModel text_encoder{nullptr};
     UNet2DConditionModel unet{nullptr};
@@ -136,9 +145,21 @@ struct StableDiffusion::Impl {
     torch::Tensor unet_call(const torch::Tensor& sample, double t, const torch::Tensor& context,
                             const torch::Tensor& timestep_cond = {}) {
         auto ts = torch::full({sample.size(0)}, t, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-        auto out = unet->forward(sample.to(device, dtype), ts, context.to(device, dtype),
-                                 timestep_cond.defined() ? timestep_cond.to(device, dtype) : timestep_cond);
-        return out.to(torch::kFloat32);
+        const auto x = sample.to(device, dtype), ctx = context.to(device, dtype);
+        const auto cond = timestep_cond.defined() ? timestep_cond.to(device, dtype) : timestep_cond;
+        auto out = unet_graph ? unet_graph->forward(x, ts, ctx, cond) : unet->forward(x, ts, ctx, cond);
+        return out.to(torch::kFloat32).contiguous();
+    }
+
+    // After every change of weights: a swapped VAE arrives contiguous, LoRA merging writes weights
+    // in the layout of the bases it kept, and a CUDA graph reads the weights' old addresses.
+    void weights_changed() {
+        if (channels_last) {
+            use_channels_last(*unet);
+            use_channels_last(*vae);
+        }
+        if (unet_graph)
+            unet_graph->reset();
     }
 
     // Classifier-free guidance: one batched call on [uncond, cond]. An LCM-distilled U-Net learnt the
@@ -228,7 +249,7 @@ struct StableDiffusion::Impl {
             observer->on_message("the fp16 VAE decode overflowed (NaN/Inf); redone in fp32");
         auto img = result.image.to(torch::kFloat32);
         check_finite(img, "VAE decode");
-        return (img / 2 + 0.5).clamp(0, 1).cpu();
+        return (img / 2 + 0.5).clamp(0, 1).cpu().contiguous();
     }
 };
 
@@ -278,6 +299,15 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
         sd->set_loras(options.loras);
     if (!options.embeddings.empty())
         sd->set_embeddings(options.embeddings);
+    m.channels_last = options.channels_last;
+    info.channels_last = options.channels_last;
+    m.deferred_nan_check = options.deferred_nan_check;
+    if (options.cuda_graph) {
+        if (!m.device.is_cuda())
+            throw UsageError("CUDA graphs (--cuda-graph) need --device cuda");
+        m.unet_graph = std::make_unique<UNetCudaGraph>(m.unet);
+    }
+    m.weights_changed();
     info.warnings.insert(info.warnings.end(), chosen.warnings.begin(), chosen.warnings.end());
     info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return sd;
@@ -288,6 +318,7 @@ std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
     Impl& m = *impl_;
     LoadedVae v = load_vae_for(m.info.path, path, m.vae->encoder_dtype(), m.vae->decoder_dtype(), m.device);
     m.vae = v.vae;
+    m.weights_changed();
     ModelInfo& info = m.info;
     info.vae = path.empty() ? std::string() : v.label;
     info.vae_path = path;
@@ -326,8 +357,10 @@ std::vector<LoraReport> StableDiffusion::set_loras(const std::vector<LoraSpec>& 
         // The merger has put every base weight back.
         m.applied_loras.clear();
         m.lora_reports.clear();
+        m.weights_changed();
         throw;
     }
+    m.weights_changed();
     std::vector<LoraReport> reports;
     for (size_t i = 0; i < loras.size(); ++i) {
         const PreparedLora& p = *prepared[i].lora;
@@ -383,8 +416,8 @@ EncodedImage StableDiffusion::encode_image(const torch::Tensor& image) {
         throw Error("encode_image: expected [1, 3, H, W] with H and W multiples of 8");
     auto dist = impl_->vae->encode(image.to(impl_->device));
     EncodedImage e;
-    e.mean = dist.mean.to(torch::kFloat32).cpu();
-    e.logvar = dist.logvar.to(torch::kFloat32).cpu();
+    e.mean = dist.mean.to(torch::kFloat32).cpu().contiguous();
+    e.logvar = dist.logvar.to(torch::kFloat32).cpu().contiguous();
     e.latents = e.mean * impl_->info.scaling_factor;
     return e;
 }
@@ -439,7 +472,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
             if (r.init_image.size(2) != r.height || r.init_image.size(3) != r.width)
                 throw UsageError("the init image must be resized to the requested size first");
             auto dist = m.vae->encode(r.init_image.to(m.device));
-            auto init = dist.sample(gen).to(torch::kFloat32).cpu() * m.info.scaling_factor;
+            auto init = dist.sample(gen).to(torch::kFloat32).cpu().contiguous() * m.info.scaling_factor;
             const int64_t init_steps = std::min<int64_t>(static_cast<int64_t>(r.steps * r.strength), r.steps);
             start = std::max<int64_t>(r.steps - init_steps, 0);
             if (start >= n_steps)
@@ -463,6 +496,7 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
         }
         latents = latents.to(m.device);
 
+        torch::Tensor all_finite;  // deferred_nan_check: the device's verdict over the steps so far
         for (int64_t i = start; i < n_steps; ++i) {
             if (observer.cancel_requested())
                 throw Cancelled();
@@ -471,7 +505,12 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
             auto g = m.guided_noise(scaled, t, embeds, r.guidance, r.record_attention);
             auto out = sched->step(g.pred, static_cast<int>(i), latents, gen);
             latents = out.prev_sample;
-            check_finite(latents, "denoising loop");
+            if (m.deferred_nan_check) {
+                const auto finite = torch::isfinite(latents).all();
+                all_finite = all_finite.defined() ? all_finite.logical_and(finite) : finite;
+            } else {
+                check_finite(latents, "denoising loop");
+            }
             StepEvent e;
             e.index = static_cast<int>(i - start);
             e.total = static_cast<int>(n_steps - start);
@@ -486,6 +525,8 @@ torch::Tensor StableDiffusion::generate(const GenerateRequest& r, PipelineObserv
             e.attention_levels = std::move(g.attention_levels);
             observer.on_step(e);
         }
+        if (all_finite.defined() && !all_finite.item<bool>())
+            throw numerical_failure("denoising loop");
         if (observer.cancel_requested())
             throw Cancelled();
         auto image = m.decode(latents, &observer);

@@ -29,6 +29,16 @@ struct RuntimeOptions {
     std::string vae;             // a VAE to use instead of the model's own (see open_vae_files); empty: its own
     std::vector<LoraSpec> loras;          // applied after loading (set_loras)
     std::vector<std::string> embeddings;  // textual-inversion files loaded after loading (set_embeddings)
+    // The U-Net and the VAE in channels-last order (use_channels_last): same numbers, another speed,
+    // measured by `bench --memory-format channels-last`. The text encoder has no convolutions.
+    bool channels_last = false;
+    // CUDA only, measured by `bench --cuda-graph`: the U-Net call recorded once as a CUDA graph and
+    // replayed at every step (core/models/unet_cuda_graph.h). Attention recording runs eagerly.
+    bool cuda_graph = false;
+    // The NaN/Inf check of the latents computed on the device at every step but read once, after the
+    // last step, so the loop never waits for the device (on CUDA each read is a host sync). A
+    // numerical failure is then reported after the last step instead of at the step it happened.
+    bool deferred_nan_check = false;
     // One network's dtype, over dtype and the measurement (mixed-precision tests); "": as dtype says.
     std::string unet_dtype, vae_encode_dtype, vae_decode_dtype;
 };
@@ -56,6 +66,7 @@ struct ModelInfo {
     std::string layout;            // "diffusers" or "single-file"
     std::string device;
     std::string dtype;             // the U-Net's and the text encoder's; precision has each network's and why
+    bool channels_last = false;    // RuntimeOptions::channels_last
     PrecisionPlan precision;
     int64_t text_params = 0, unet_params = 0, vae_params = 0;
     int text_hidden = 0;           // D of the text embeddings

@@ -417,6 +417,13 @@ private slots:
                      "--device", "cuda", "a cat"},
                     1, "--device cuda");
     }
+    // The pipeline's speed options: refused where they cannot apply, on one line, before any work.
+    void pipelineSpeedOptionsAreChecked() {
+        const QStringList run{"generate", "--model", kData + "/tiny-sd", "--prompt", "x", "--steps", "1",
+                              "--width", "64", "--height", "64", "--seed", "1", "--out", tmp_.filePath("never.png")};
+        expectError(run + QStringList{"--cuda-graph"}, 2, "--device cuda");
+        expectError(run + QStringList{"--memory-format", "nhwc"}, 2, "--memory-format");
+    }
     void unknownFlagAndCommand() {
         expectError({"tokenize", "--frobnicate", "1", "x"}, 2, "frobnicate");
         expectError({"teleport"}, 2, "teleport");

@@ -1,4 +1,5 @@
 #include "core/models/unet_2d_condition.h"
+#include "core/models/layers.h"
 #include "core/models/load.h"
 #include "core/models/weights.h"
 #include "model_test_util.h"
@@ -75,6 +76,38 @@ private slots:
         const double err = max_abs(out, ref), scale = ref.abs().max().item<double>();
         qInfo("bf16: out_t981 %.3g (scale %.3g)", err, scale);
         QVERIFY(err <= 0.05 * scale);
+    }
+
+    // Channels-last weights make every activation NHWC: diffusers' numbers all the same, on odd
+    // sizes too, and with the linear projections of SD 2.x (random weights, against NCHW).
+    void channelsLastSameNumbers() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kFloat);
+        sdl::use_channels_last(*m);
+        const auto conv = m->named_parameters()["conv_in.weight"];
+        QVERIFY(conv.is_contiguous(torch::MemoryFormat::ChannelsLast) && !conv.is_contiguous());
+        const auto x = reference("unet.sample"), ctx = reference("unet.context");
+        const auto out = m->forward(x, 981, ctx);
+        QVERIFY(out.is_contiguous(torch::MemoryFormat::ChannelsLast));
+        const double e981 = max_abs(out, reference("unet.out_t981"));
+        const double evec = max_abs(m->forward(x, reference("unet.timesteps_vec"), ctx), reference("unet.out_tvec"));
+        qInfo("channels-last: out_t981 %.3g, out_tvec %.3g", e981, evec);
+        QVERIFY(e981 <= 1e-4);
+        QVERIFY(evec <= 1e-4);
+
+        const auto odd = torch::randn({1, 4, 13, 10}, at::detail::createCPUGenerator(3));
+        auto nchw = load(false, torch::kFloat);
+        QVERIFY(max_abs(m->forward(odd, 500, ctx.slice(0, 0, 1)), nchw->forward(odd, 500, ctx.slice(0, 0, 1))) <= 1e-4);
+
+        auto j = tiny(false).unet.config;
+        j["use_linear_projection"] = true;
+        sdl::UNet2DConditionModel linear(sdl::UNet2DConditionConfig::from_json(j));
+        sdl::init_random(*linear, 7);
+        const auto want = linear->forward(x, 981, ctx);
+        sdl::use_channels_last(*linear);
+        const double e = max_abs(linear->forward(x, 981, ctx), want);
+        qInfo("channels-last, linear projections: %.3g against NCHW (scale %.3g)", e, want.abs().max().item<double>());
+        QVERIFY(e <= 1e-4 * std::max(1.0, want.abs().max().item<double>()));
     }
 
     void hooksRecordWithoutChangingTheResult() {

@@ -1,4 +1,5 @@
 #include "core/models/autoencoder_kl.h"
+#include "core/models/layers.h"
 #include "core/models/load.h"
 #include "fixtures/vae_fixtures.h"
 #include "model_test_util.h"
@@ -102,6 +103,18 @@ private slots:
         const auto s = d.sample(at::detail::createCPUGenerator(42));
         const auto noise = torch::randn(d.mean.sizes(), at::detail::createCPUGenerator(42));
         QVERIFY(max_abs(s, d.mean + torch::exp(0.5 * d.logvar) * noise) <= 1e-6);
+    }
+
+    // NHWC through the encoder, the decoder (its attention included) and the tiled decode.
+    void channelsLastSameNumbers() {
+        torch::NoGradGuard g;
+        auto m = load(false, torch::kFloat);
+        sdl::use_channels_last(*m);
+        parity(m, "channels-last");
+        const auto z = reference("vae.mean");
+        const double tiled = max_abs(m->decode_tiled(z, {8, 2}), load(false, torch::kFloat)->decode_tiled(z, {8, 2}));
+        qInfo("channels-last: tiled decode %.3g against NCHW", tiled);
+        QVERIFY(tiled <= 1e-4);
     }
 
     void tiledDecodeBlendsTiles() {

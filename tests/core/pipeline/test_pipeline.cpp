@@ -5,6 +5,7 @@
 #include "core/pipeline/pipeline.h"
 #include "core/pipeline/trace.h"
 #include "core/util/error.h"
+#include "fixtures/expect_error.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
@@ -161,6 +162,50 @@ private slots:
         const auto ib = single->generate(r, b);
         QCOMPARE(max_abs(ia, ib), 0.0);
         QCOMPARE(single->info().layout, std::string("single-file"));
+    }
+
+    // RuntimeOptions::channels_last: the same steps and image, and the same decode after a VAE swap.
+    void channelsLastGivesTheSameImage() {
+        sdl::RuntimeOptions o{"cpu", "fp32", 2};
+        o.channels_last = true;
+        auto nhwc = sdl::StableDiffusion::load(kData + "/tiny-sd", o);
+        QVERIFY(nhwc->info().channels_last);
+        auto r = e2e_request("dpmpp_2m");
+        Recorder a, b;
+        const auto ia = folder_->generate(r, a);
+        const auto ib = nhwc->generate(r, b);
+        QVERIFY(ib.is_contiguous());
+        double worst = 0;
+        for (size_t i = 0; i < a.latents.size(); ++i)
+            worst = std::max(worst, max_abs(a.latents[i], b.latents[i]) / a.latents[i].abs().max().item<double>());
+        const double image = max_abs(ia, ib);
+        qInfo("channels-last vs NCHW: worst step latent %.3g of scale, image %.3g", worst, image);
+        QVERIFY(worst <= 1e-4);
+        QVERIFY(image <= 1e-4);
+
+        nhwc->set_vae(kData + "/tiny-sd.single-file.safetensors");
+        QVERIFY(max_abs(nhwc->decode_latents(a.latents.back()), folder_->decode_latents(a.latents.back())) <= 1e-4);
+        QVERIFY(nhwc->generate(r, b).sizes() == ia.sizes());
+    }
+
+    // A NaN in the latents: refused at the step it appears, or with deferred_nan_check (no host
+    // sync per step) after the last step, with the same message.
+    void nanInTheLatentsIsReported() {
+        auto r = e2e_request("ddim");
+        r.steps = 3;
+        r.init_latents = torch::full_like(r.init_latents, std::nan(""));
+        Recorder at_once;
+        sdl_test::expect_error([&] { folder_->generate(r, at_once); }, {"numerical failure", "denoising loop"});
+        QCOMPARE(static_cast<int>(at_once.latents.size()), 0);
+        sdl::RuntimeOptions o{"cpu", "fp32", 2};
+        o.deferred_nan_check = true;
+        auto deferred = sdl::StableDiffusion::load(kData + "/tiny-sd", o);
+        Recorder after;
+        sdl_test::expect_error([&] { deferred->generate(r, after); }, {"numerical failure", "denoising loop"});
+        QCOMPARE(static_cast<int>(after.latents.size()), 3);
+        r.init_latents = ref("e2e.ddim.init");
+        Recorder a, b;
+        QCOMPARE(max_abs(folder_->generate(r, a), deferred->generate(r, b)), 0.0);
     }
 
     void countUsesConsecutiveSeeds() {
