@@ -25,6 +25,7 @@ esac
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-pthread           # LibTorch 1.13 (CPU); OpenBLAS replaces the slow reference BLAS
+  libdnnl-dev                                 # oneDNN's headers: the CPU convolutions with prepacked weights
   qt6-base-dev libqt6svg6 libgl-dev           # Qt 6 Widgets, PrintSupport, Test
   libqcustomplot-dev libqcustomplot2.1-qt6    # QCustomPlot built for Qt 6
   libstb-dev nlohmann-json3-dev zlib1g-dev

@@ -3,6 +3,7 @@
 #include "app/cli/runtime_flags.h"
 #include "core/util/error.h"
 #include "core/models/flash_attention.h"
+#include "core/models/onednn_conv.h"
 #include "core/models/runtime.h"
 #include "core/pipeline/pipeline.h"
 
@@ -150,6 +151,7 @@ int run_bench(Args& args) {
     const bool profile = args.has("--profile");
     const bool attention = args.has("--attention");
     const std::string kernel = args.get_or("--attention-kernel", "flash");
+    const std::string conv = args.get_or("--conv-kernel", have_onednn_conv() ? "onednn" : "aten");
     const RuntimeOptions options = runtime_options_with_vae(args);
     args.finish();
     if (width <= 0 || height <= 0 || width % 8 || height % 8)
@@ -159,6 +161,9 @@ int run_bench(Args& args) {
     set_cpu_attention(kernel == "plain" ? CpuAttention::plain
                       : kernel == "sdpa" ? CpuAttention::sdpa
                                          : CpuAttention::flash);
+    if (conv != "onednn" && conv != "aten")
+        throw UsageError("--conv-kernel is onednn or aten, not '" + conv + "'");
+    set_cpu_conv(conv == "aten" ? CpuConv::aten : CpuConv::onednn);
 
     const auto t_load = Clock::now();
     auto sd = StableDiffusion::load(model, options);
@@ -200,6 +205,7 @@ int run_bench(Args& args) {
     j["unet_call_ms"] = {{"batch", 2}, {"median", unet.median}, {"min", unet.min}};
     j["vae_encode_ms"] = {{"median", enc.median}, {"min", enc.min}};
     j["vae_decode_ms"] = {{"median", dec.median}, {"min", dec.min}};
+    j["conv_kernel"] = device.is_cuda() ? "cuda" : cpu_conv_label();  // after a call: oneDNN's choice is known
     if (profile) {
         j["profile"]["unet_call"] = profile_ops([&] { sd->predict_noise(sample, 500.0, ctx2); });
         j["profile"]["vae_decode"] = profile_ops([&] { sd->decode_latents(latents); });
@@ -255,6 +261,8 @@ const Register reg{"bench",
                    "--profile adds the operators taking the most time, --attention runs the pipeline again "
                    "recording the cross-attention maps; --attention-kernel sdpa times the CPU attention through LibTorch "
                    "2.x's scaled_dot_product_attention, plain as bmm, softmax, bmm, instead of the flash kernel; "
+                   "--conv-kernel aten runs the CPU convolutions through LibTorch instead of oneDNN with prepacked "
+                   "weights; "
                    "--memory-format channels-last runs the U-Net and the VAE in NHWC order; --cuda-graph replays "
                    "the U-Net call as a CUDA graph; --deferred-nan-check reads the latents' NaN check once, after "
                    "the last step)",

@@ -156,8 +156,7 @@ torch::Tensor VaeCoderImpl::forward(const torch::Tensor& x) {
         h = b(h);
     if (!decoder_)
         h = mid_block(h);
-    h = conv_norm_out(h);
-    return conv_out(torch::silu_(h));
+    return conv_out(conv_norm_out->forward_silu(h));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLConfig& c) : config_(c) {

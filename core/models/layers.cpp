@@ -1,5 +1,7 @@
 #include "core/models/layers.h"
 
+#include "core/models/group_norm.h"
+
 namespace sdl {
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias) {
@@ -20,6 +22,8 @@ Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
+    if (onednn_conv_applies(x, weight))
+        return onednn_conv2d(x, weight, bias, stride, padding, packed_);
     return torch::conv2d(x, weight, bias, stride, padding);
 }
 
@@ -29,7 +33,16 @@ GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : g
 }
 
 torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) {
+    if (group_norm_nhwc_applies(x))
+        return group_norm_nhwc(x, groups, weight, bias, eps, false);
     return torch::group_norm(x, groups, weight, bias, eps);
+}
+
+torch::Tensor GroupNormImpl::forward_silu(const torch::Tensor& x) {
+    if (group_norm_nhwc_applies(x))
+        return group_norm_nhwc(x, groups, weight, bias, eps, true);
+    auto y = torch::group_norm(x, groups, weight, bias, eps);
+    return torch::silu_(y);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {

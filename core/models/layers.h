@@ -4,9 +4,12 @@
 // init_random), so random initialisation of a billion parameters would be wasted seconds, and
 // untouched empty storage costs no resident memory (the sd15 shape check builds the full
 // networks for free). Parameter names (weight, bias) are the PyTorch ones.
+#include "core/models/onednn_conv.h"
+
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 
 namespace sdl {
 
@@ -21,16 +24,22 @@ TORCH_MODULE(Linear);
 class Conv2dImpl : public torch::nn::Module {
 public:
     Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
-    torch::Tensor forward(const torch::Tensor& x);  // [B, in, H, W] -> [B, out, H', W']
+    // [B, in, H, W] -> [B, out, H', W']; channels-last through oneDNN on the CPU (onednn_conv.h)
+    torch::Tensor forward(const torch::Tensor& x);
     torch::Tensor weight, bias;
     int64_t stride, padding;
+
+private:
+    std::shared_ptr<OnednnConvCache> packed_;  // the weights in oneDNN's layout, made at the first call
 };
 TORCH_MODULE(Conv2d);
 
 class GroupNormImpl : public torch::nn::Module {
 public:
     GroupNormImpl(int64_t groups, int64_t channels, double eps);
+    // Channels-last CPU activations through SD Lens' kernel (group_norm.h), others through LibTorch.
     torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor forward_silu(const torch::Tensor& x);  // SiLU(forward(x)), fused where the kernel runs
     torch::Tensor weight, bias;
     int64_t groups;
     double eps;

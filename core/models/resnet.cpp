@@ -16,12 +16,10 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& o) : output_scale_fact
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb, const ModelHooks* hooks) {
     // In place on the block's own intermediates: no new buffer per elementwise step. x is the
     // caller's (a skip the up path still needs), so it is only read.
-    auto h = norm1(x);
-    h = conv1(torch::silu_(h));
+    auto h = conv1(norm1->forward_silu(x));
     if (time_emb_proj && temb.defined())
         h.add_(time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1));  // [B, out, 1, 1]
-    h = norm2(h);
-    h = conv2(torch::silu_(h));
+    h = conv2(norm2->forward_silu(h));
     auto out = conv_shortcut ? conv_shortcut(x).add_(h) : h.add_(x);
     if (output_scale_factor_ != 1.0)
         out.div_(output_scale_factor_);

@@ -128,8 +128,7 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
         const std::vector<int64_t> upsample_size(next.begin(), next.end());
         h = block->forward(h, temb, context, skips, upsample_size, hooks);
     }
-    h = conv_norm_out(h);
-    auto out = conv_out(torch::silu_(h));  // [B, out_channels, h, w]
+    auto out = conv_out(conv_norm_out->forward_silu(h));  // [B, out_channels, h, w]
     tap("conv_out", out);
     return out;
 }

@@ -17,7 +17,6 @@
 #include "core/util/error.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -300,15 +299,6 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
         sd->set_loras(options.loras);
     if (!options.embeddings.empty())
         sd->set_embeddings(options.embeddings);
-#if TORCH_VERSION_MAJOR < 2
-    // Measured on the tiny model: bf16 NHWC images 26/255 (mean) away from bf16 NCHW's on 1.13,
-    // 2.3/255 on 2.15, about what bf16 itself moves them.
-    const bool bf16 = m.dtype == torch::kBFloat16 || m.vae->encoder_dtype() == torch::kBFloat16 ||
-                      m.vae->decoder_dtype() == torch::kBFloat16;
-    if (options.channels_last && m.device.is_cpu() && bf16)
-        throw UsageError("--memory-format channels-last in bf16 gives wrong images with LibTorch " TORCH_VERSION
-                         " on the CPU; add --dtype fp32, or use PyPI's LibTorch 2.x (packaging/install-deps.sh --torch pypi)");
-#endif
     m.channels_last = options.channels_last;
     info.channels_last = options.channels_last;
     m.deferred_nan_check = options.deferred_nan_check;
