@@ -23,7 +23,7 @@ case "$torch" in
 esac
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config mold   # mold: links the ~50 LibTorch executables in seconds
   libtorch-dev libopenblas0-pthread           # LibTorch 1.13 (CPU); OpenBLAS replaces the slow reference BLAS
   libdnnl-dev                                 # oneDNN's headers: the CPU convolutions with prepacked weights
   qt6-base-dev libqt6svg6 libgl-dev           # Qt 6 Widgets, PrintSupport, Test

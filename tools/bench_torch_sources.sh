@@ -25,8 +25,6 @@ for size in $sizes; do
       for format in $formats; do
         for build in debian pypi; do
           [ "$kernel" = sdpa ] && [ "$build" = debian ] && continue  # 1.13 has no SDPA
-          # 1.13's bf16 NHWC gives wrong images, so SD Lens refuses it.
-          [ "$format" = channels-last ] && [ "$dtype" = bf16 ] && [ "$build" = debian ] && continue
           cli=$debian; [ "$build" = pypi ] && cli=$pypi
           echo "bench: $build $size² $dtype $kernel $format" >&2
           "$cli" bench --model "$model" --width "$size" --height "$size" --dtype "$dtype" --threads "$threads" \

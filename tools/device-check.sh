@@ -700,9 +700,7 @@ for dt in $DTYPES; do
   done
   # The speed options must keep the same bounds: NHWC (cuDNN picks other kernels) and, on CUDA, the
   # U-Net replayed as a CUDA graph with the NaN check read after the last step.
-  variants=()
-  # bf16 (the CPU smoke run) in NHWC is refused with LibTorch 1.13 (pipeline.test_pipeline checks both).
-  [ "$dt" != bf16 ] && variants+=(nhwc)
+  variants=(nhwc)
   [ "$DEVICE" = cuda ] && variants+=(graph)
   for v in "${variants[@]}"; do
     if [ "$v" = nhwc ]; then vflags=(--memory-format channels-last); else vflags=(--cuda-graph --deferred-nan-check); fi

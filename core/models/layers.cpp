@@ -22,10 +22,25 @@ Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-    if (onednn_conv_applies(x, weight))
-        return onednn_conv2d(x, weight, bias, stride, padding, packed_);
+    if (onednn_conv_applies(x, weight)) {
+        auto y = onednn_conv2d(x, weight, bias, stride, padding, packed_);
+        if (packed_only_)
+            release_plain_weight(packed_.get(), weight);
+        return y;
+    }
+    restore_plain();
     return torch::conv2d(x, weight, bias, stride, padding);
 }
+
+void Conv2dImpl::set_packed_only(bool on) {
+    packed_only_ = on;
+    if (onednn_cache_stale(packed_.get(), weight))
+        packed_.reset();
+    if (!on)
+        restore_plain();
+}
+
+void Conv2dImpl::restore_plain() { restore_plain_weight(packed_.get(), weight); }
 
 GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : groups(groups_), eps(eps_) {
     weight = register_parameter("weight", torch::empty({channels}));
@@ -62,8 +77,21 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
     return torch::embedding(weight, ids);
 }
 
+void set_packed_only(torch::nn::Module& m, bool on) {
+    for (const auto& sub : m.modules())
+        if (auto* conv = dynamic_cast<Conv2dImpl*>(sub.get()))
+            conv->set_packed_only(on);
+}
+
+void restore_plain_weights(torch::nn::Module& m) {
+    for (const auto& sub : m.modules())
+        if (auto* conv = dynamic_cast<Conv2dImpl*>(sub.get()))
+            conv->restore_plain();
+}
+
 void use_channels_last(torch::nn::Module& m) {
     torch::NoGradGuard no_grad;
+    restore_plain_weights(m);
     for (auto& p : m.parameters())
         if (p.dim() == 4)
             p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));

@@ -26,11 +26,16 @@ public:
     Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
     // [B, in, H, W] -> [B, out, H', W']; channels-last through oneDNN on the CPU (onednn_conv.h)
     torch::Tensor forward(const torch::Tensor& x);
+    // packed only: once oneDNN holds the weight packed, the parameter's storage is freed (an empty
+    // tensor) until restore_plain_weights; LibTorch's path restores it by itself.
+    void set_packed_only(bool on);
+    void restore_plain();
     torch::Tensor weight, bias;
     int64_t stride, padding;
 
 private:
     std::shared_ptr<OnednnConvCache> packed_;  // the weights in oneDNN's layout, made at the first call
+    bool packed_only_ = false;
 };
 TORCH_MODULE(Conv2d);
 
@@ -68,5 +73,12 @@ TORCH_MODULE(Embedding);
 // NHWC without converting its input: the layout that cuDNN's fp16 tensor-core kernels and oneDNN
 // prefer. Values are unchanged; idempotent.
 void use_channels_last(torch::nn::Module& m);
+
+// Every Conv2d of m packed only (Conv2dImpl::set_packed_only), or back to plain weights. The pipeline
+// turns it on for the U-Net and the VAE: it halves what their convolutions hold in memory.
+void set_packed_only(torch::nn::Module& m, bool on);
+// Writes every released convolution weight of m back, before anything reads or changes the weights
+// (LoRA merges, a memory-format change). Values are exactly those released.
+void restore_plain_weights(torch::nn::Module& m);
 
 } // namespace sdl

@@ -41,7 +41,8 @@ void set_cpu_conv(CpuConv c) {
 CpuConv cpu_conv() { return g_conv; }
 
 bool onednn_conv_applies(const torch::Tensor& x, const torch::Tensor& weight) {
-    if (g_conv != CpuConv::onednn || !x.device().is_cpu() || x.dim() != 4 || weight.dim() != 4)
+    // weight: a Conv2d's, 4-D, or empty while only its packed copy exists.
+    if (g_conv != CpuConv::onednn || !x.device().is_cpu() || x.dim() != 4 || !weight.device().is_cpu())
         return false;
     if (x.scalar_type() != weight.scalar_type() ||
         (x.scalar_type() != torch::kFloat && x.scalar_type() != torch::kBFloat16))
@@ -89,6 +90,12 @@ class OnednnConvCache {
 public:
     torch::Tensor run(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                       int64_t stride, int64_t padding);
+    void release(torch::Tensor& weight);
+    void restore(torch::Tensor& weight);
+    bool stale(const torch::Tensor& weight) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return released_sizes_.empty() && !(key_of(weight) == weight_key_);
+    }
 
 private:
     struct Primitive {
@@ -98,22 +105,56 @@ private:
     };
     const dnnl::memory& packed_for(const dnnl::memory::desc& wanted, const torch::Tensor& weight);
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     WeightKey weight_key_, bias_key_;
     std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Primitive> primitives_;
     // Usually one packed copy; another only when some input shape makes oneDNN pick another layout.
     std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
+    // The plain weight's shape and layout while only the packed copy holds its values.
+    std::vector<int64_t> released_sizes_;
+    bool released_channels_last_ = false;
 };
+
+void OnednnConvCache::release(torch::Tensor& weight) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (packed_.empty() || !released_sizes_.empty() || !(key_of(weight) == weight_key_))
+        return;
+    released_sizes_ = weight.sizes().vec();
+    released_channels_last_ = !weight.is_contiguous() && weight.is_contiguous(torch::MemoryFormat::ChannelsLast);
+    weight.set_data(torch::empty({0}, weight.options()));
+    weight_key_ = key_of(weight);
+}
+
+void OnednnConvCache::restore(torch::Tensor& weight) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (released_sizes_.empty())
+        return;
+    auto plain = torch::empty(released_sizes_, weight.options());  // [O, I, kH, kW]
+    auto& eng = cpu_engine();
+    dnnl::memory dst({{plain.size(0), plain.size(1), plain.size(2), plain.size(3)}, dnnl_type(plain.scalar_type()),
+                      dnnl::memory::format_tag::oihw},
+                     eng, plain.data_ptr());
+    dnnl::memory& src = packed_.front().second;
+    dnnl::stream s(eng);
+    dnnl::reorder(src, dst).execute(s, src, dst);
+    s.wait();
+    weight.set_data(released_channels_last_ ? plain.contiguous(torch::MemoryFormat::ChannelsLast) : plain);
+    weight_key_ = key_of(weight);
+    released_sizes_.clear();
+}
 
 const dnnl::memory& OnednnConvCache::packed_for(const dnnl::memory::desc& wanted, const torch::Tensor& weight) {
     for (const auto& [desc, mem] : packed_)
         if (desc == wanted)
             return mem;
-    const auto plain = weight.contiguous();  // [O, I, kH, kW]
     auto& eng = cpu_engine();
-    dnnl::memory src({{plain.size(0), plain.size(1), plain.size(2), plain.size(3)}, dnnl_type(plain.scalar_type()),
-                      dnnl::memory::format_tag::oihw},
-                     eng, plain.data_ptr());
+    // From the plain weight, or, while it is released, from the layout already packed.
+    const auto plain = released_sizes_.empty() ? weight.contiguous() : torch::Tensor();  // [O, I, kH, kW]
+    dnnl::memory src = plain.defined()
+                           ? dnnl::memory({{plain.size(0), plain.size(1), plain.size(2), plain.size(3)},
+                                           dnnl_type(plain.scalar_type()), dnnl::memory::format_tag::oihw},
+                                          eng, plain.data_ptr())
+                           : packed_.front().second;
     dnnl::memory dst(wanted, eng);
     dnnl::stream s(eng);
     dnnl::reorder(src, dst).execute(s, src, dst);
@@ -128,6 +169,9 @@ torch::Tensor OnednnConvCache::run(const torch::Tensor& x_in, const torch::Tenso
     std::lock_guard<std::mutex> lock(mutex_);
     const auto wkey = key_of(weight), bkey = key_of(bias);
     if (!(wkey == weight_key_) || !(bkey == bias_key_)) {
+        if (!released_sizes_.empty())
+            throw Error("convolution: a weight held only in oneDNN's layout was replaced or written; restore it "
+                        "(restore_plain_weight) before changing it");
         primitives_.clear();
         packed_.clear();
         weight_key_ = wkey;
@@ -135,10 +179,11 @@ torch::Tensor OnednnConvCache::run(const torch::Tensor& x_in, const torch::Tenso
     }
     const auto x = x_in.contiguous(torch::MemoryFormat::ChannelsLast);  // [B, I, H, W] stored NHWC
     const int64_t b = x.size(0), in = x.size(1), h = x.size(2), w = x.size(3);
-    const int64_t out = weight.size(0), k = weight.size(2);
-    if (weight.size(1) != in)
+    const std::vector<int64_t> wsizes = released_sizes_.empty() ? weight.sizes().vec() : released_sizes_;
+    const int64_t out = wsizes[0], k = wsizes[2];
+    if (wsizes[1] != in)
         throw Error("convolution: the input has " + std::to_string(in) + " channels, the weight expects " +
-                    std::to_string(weight.size(1)));
+                    std::to_string(wsizes[1]));
     const auto key = std::make_tuple(b, h, w, stride, padding);
     auto it = primitives_.find(key);
     if (it == primitives_.end()) {
@@ -198,9 +243,27 @@ torch::Tensor onednn_conv2d(const torch::Tensor& x, const torch::Tensor& weight,
     return cache->run(x, weight, bias, stride, padding);
 }
 
+void release_plain_weight(OnednnConvCache* cache, torch::Tensor& weight) {
+    if (cache)
+        cache->release(weight);
+}
+
+void restore_plain_weight(OnednnConvCache* cache, torch::Tensor& weight) {
+    if (cache)
+        cache->restore(weight);
+}
+
+bool onednn_cache_stale(const OnednnConvCache* cache, const torch::Tensor& weight) {
+    return cache && cache->stale(weight);
+}
+
 #else
 
 class OnednnConvCache {};
+
+void release_plain_weight(OnednnConvCache*, torch::Tensor&) {}
+void restore_plain_weight(OnednnConvCache*, torch::Tensor&) {}
+bool onednn_cache_stale(const OnednnConvCache*, const torch::Tensor&) { return false; }
 
 const char* cpu_conv_label() { return "aten"; }
 

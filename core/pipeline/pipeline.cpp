@@ -152,12 +152,15 @@ struct StableDiffusion::Impl {
     }
 
     // After every change of weights: a swapped VAE arrives contiguous, LoRA merging writes weights
-    // in the layout of the bases it kept, and a CUDA graph reads the weights' old addresses.
+    // in the layout of the bases it kept, and a CUDA graph reads the weights' old addresses. The
+    // convolutions then keep only their oneDNN-packed weights (layers.h: set_packed_only).
     void weights_changed() {
         if (channels_last) {
             use_channels_last(*unet);
             use_channels_last(*vae);
         }
+        set_packed_only(*unet, true);
+        set_packed_only(*vae, true);
         if (unet_graph)
             unet_graph->reset();
     }
@@ -331,6 +334,7 @@ std::vector<std::string> StableDiffusion::set_vae(const std::string& path) {
 std::vector<LoraReport> StableDiffusion::set_loras(const std::vector<LoraSpec>& loras) {
     c10::InferenceMode guard;
     Impl& m = *impl_;
+    restore_plain_weights(*m.unet);  // LoRAs are checked against, and merged into, the plain weights
     std::vector<Impl::AppliedLora> prepared;
     for (const LoraSpec& spec : loras) {
         if (!std::isfinite(spec.strength))

@@ -135,6 +135,40 @@ private slots:
         }
     }
 
+    // Packed only: the parameter's storage is freed after the first call and comes back bit for bit;
+    // calls at new sizes, and LibTorch's path, work meanwhile.
+    void packedOnlyReleasesAndRestores() {
+        ConvGuard guard;
+        torch::manual_seed(5);
+        torch::NoGradGuard no_grad;
+        for (const bool cl : {false, true}) {
+            sdl::Conv2d conv(16, 8, 3, 1, 1);
+            conv->weight.normal_();
+            conv->bias.normal_();
+            if (cl)
+                conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+            const auto original = conv->weight.clone();
+            sdl::set_packed_only(*conv, true);
+            const auto x = torch::randn({2, 16, 7, 7});
+            const auto first = conv(x);
+            QCOMPARE(conv->weight.numel(), int64_t{0});
+            QVERIFY(torch::equal(conv(x), first));
+            const auto y = torch::randn({1, 16, 12, 5});  // a new primitive, packed from the packed copy
+            QVERIFY(max_abs(conv(y), reference(y, original, conv->bias, 1, 1)) < 1e-4);
+            sdl::restore_plain_weights(*conv);
+            QVERIFY(torch::equal(conv->weight, original));
+            QCOMPARE(conv->weight.is_contiguous(torch::MemoryFormat::ChannelsLast), cl);
+            conv(x);  // released again
+            sdl::set_cpu_conv(sdl::CpuConv::aten);
+            QVERIFY(max_abs(conv(x), first) < 1e-4);  // LibTorch's path restores the weight first
+            QVERIFY(torch::equal(conv->weight, original));
+            sdl::set_cpu_conv(sdl::CpuConv::onednn);
+            sdl::set_packed_only(*conv, false);
+            conv(x);
+            QCOMPARE(conv->weight.sizes(), original.sizes());
+        }
+    }
+
     // Training needs autograd's convolution; the aten path is the old one, bit for bit.
     void gradientsAndAten() {
         ConvGuard guard;
