@@ -1,6 +1,6 @@
 #include "core/models/layers.h"
 
-#include "core/models/group_norm.h"
+#include "core/models/fused_ops.h"
 
 namespace sdl {
 
@@ -66,6 +66,8 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+    if (row_kernels_apply(x))
+        return layer_norm_rows(x, weight, bias, eps);
     return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
 }
 

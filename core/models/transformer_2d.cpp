@@ -1,5 +1,7 @@
 #include "core/models/transformer_2d.h"
 
+#include "core/models/fused_ops.h"
+
 namespace sdl {
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(const TransformerOptions& o) {
@@ -38,8 +40,13 @@ torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const t
         h = attn2(norm2(h), context).add_(h);
     }
     // GEGLU: the projection's first half is the value, the second half its exact-GELU gate.
-    const auto parts = ff_proj(norm3(h)).chunk(2, -1);
-    h = ff_out(torch::gelu(parts[1]).mul_(parts[0])).add_(h);
+    const auto proj = ff_proj(norm3(h));  // [B, HW, 2 * inner]: value, gate
+    if (row_kernels_apply(proj)) {
+        h = ff_out(geglu(proj)).add_(h);
+    } else {
+        const auto parts = proj.chunk(2, -1);
+        h = ff_out(torch::gelu(parts[1]).mul_(parts[0])).add_(h);
+    }
     if (hooks)
         hooks->tap(hook_name(), h);
     return h;

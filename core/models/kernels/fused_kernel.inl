@@ -1,17 +1,17 @@
-// The body of group_norm_kernel_<isa>.cpp, which defines before including it:
-//   SDL_GN_ISA  the namespace (avx512, avx2, generic)
-//   SDL_GN_W    floats per vector register (16, 8, 4)
+// The body of fused_kernel_<isa>.cpp, which defines before including it:
+//   SDL_FUSED_ISA  the namespace (avx512, avx2, generic)
+//   SDL_FUSED_W    floats per vector register (16, 8, 4)
 // Written with GCC/Clang vector extensions so one text serves every width.
-#include "core/models/kernels/group_norm_kernel.h"
+#include "core/models/kernels/fused_kernel.h"
 
 #include <cmath>
 #include <cstring>
 #include <utility>
 
-namespace sdl::group_norm_kernel::SDL_GN_ISA {
+namespace sdl::fused_kernel::SDL_FUSED_ISA {
 namespace {
 
-constexpr int W = SDL_GN_W;
+constexpr int W = SDL_FUSED_W;
 typedef float vf __attribute__((vector_size(W * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(W * sizeof(float))));
 typedef uint32_t vu __attribute__((vector_size(W * sizeof(float))));
@@ -149,8 +149,94 @@ void apply(const void* x, bool bf16, int64_t rows, int64_t c, const float* mean,
     }
 }
 
+inline float hsum(vf v) {
+    float lanes[W];
+    std::memcpy(lanes, &v, sizeof v);
+    float s = 0;
+    for (int i = 0; i < W; ++i)
+        s += lanes[i];
+    return s;
+}
+
+void layer_norm(const void* x, bool bf16, int64_t rows, int64_t c, const float* weight, const float* bias, float eps,
+                void* y) {
+    const int64_t cv = c / W * W;
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = r * c;
+        vf acc{};
+        for (int64_t k = 0; k < cv; k += W)
+            acc += load(x, bf16, row + k);
+        float sum = hsum(acc);
+        for (int64_t k = cv; k < c; ++k)
+            sum += load1(x, bf16, row + k);
+        const float mean = sum / static_cast<float>(c);
+        const vf m = splat(mean);
+        vf sq{};
+        for (int64_t k = 0; k < cv; k += W) {
+            const vf d = load(x, bf16, row + k) - m;
+            sq += d * d;
+        }
+        float var = hsum(sq);
+        for (int64_t k = cv; k < c; ++k) {
+            const float d = load1(x, bf16, row + k) - mean;
+            var += d * d;
+        }
+        const float rstd = 1.0f / std::sqrt(var / static_cast<float>(c) + eps);
+        const vf rs = splat(rstd);
+        for (int64_t k = 0; k < cv; k += W) {
+            vf w, b;
+            std::memcpy(&w, weight + k, sizeof w);
+            std::memcpy(&b, bias + k, sizeof b);
+            store(y, bf16, row + k, (load(x, bf16, row + k) - m) * rs * w + b);
+        }
+        for (int64_t k = cv; k < c; ++k)
+            store1(y, bf16, row + k, (load1(x, bf16, row + k) - mean) * rstd * weight[k] + bias[k]);
+    }
+}
+
+// erfc(z) for z >= 0 as t * e^(-z² + P(t)), t = 1 / (1 + z/2) (Numerical Recipes' Chebyshev fit, relative
+// error below 1.2e-7 for every z >= 0), the exponential taken as a power of two.
+template <typename V, typename E>
+inline V erfc_nonneg(V z, V one, E exp2) {
+    const V t = one / (one + z * 0.5f);
+    V p = t * 0.17087277f - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    return t * exp2((p - z * z) * 1.4426950408889634f);
+}
+// gelu(x) = x/2 (1 + erf(x/√2)): from erfc(|x|/√2) directly for x < 0, where 1 + erf would cancel.
+inline vf gelu(vf x) {
+    const vi neg = x < splat(0.0f);
+    const vf z = (vf)((vi)x & ~(vi)splat(-0.0f)) * 0.70710678118654752f;
+    const vf e = erfc_nonneg(z, splat(1.0f), [](vf a) { return exp2v(clamp(a, -126.0f, 126.0f)); });
+    const vf two_minus = 2.0f - e;
+    return x * 0.5f * (vf)(((vi)e & neg) | ((vi)two_minus & ~neg));
+}
+inline float gelu1(float x) {
+    const float e = erfc_nonneg(std::fabs(x) * 0.70710678118654752f, 1.0f,
+                                [](float a) { return std::exp2(std::fmax(a, -126.0f)); });
+    return x * 0.5f * (x < 0 ? e : 2.0f - e);
+}
+
+void geglu(const void* x, bool bf16, int64_t rows, int64_t f, void* y) {
+    const int64_t fv = f / W * W;
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t in = r * 2 * f, out = r * f;
+        for (int64_t k = 0; k < fv; k += W)
+            store(y, bf16, out + k, load(x, bf16, in + k) * gelu(load(x, bf16, in + f + k)));
+        for (int64_t k = fv; k < f; ++k)
+            store1(y, bf16, out + k, load1(x, bf16, in + k) * gelu1(load1(x, bf16, in + f + k)));
+    }
+}
+
 } // namespace
 
-const Kernels kernels{sums, apply, SDL_GN_NAME};
+const Kernels kernels{sums, apply, layer_norm, geglu, SDL_FUSED_NAME};
 
-} // namespace sdl::group_norm_kernel::SDL_GN_ISA
+} // namespace sdl::fused_kernel::SDL_FUSED_ISA

@@ -1,11 +1,13 @@
 #pragma once
 // GroupNorm (and the SiLU that follows it in every ResNet block) over channels-last activations,
-// torch-free so that it is compiled once per instruction set (group_norm_kernel_{avx512,avx2,generic}.cpp)
-// and picked at run time. Values are read as float32 (bfloat16 widened exactly) and every sum is
-// float32 over one short block of pixels, the blocks then added in float64 by the caller.
+// LayerNorm over rows (the transformer blocks') and GEGLU (their feed-forward gate), torch-free so that they are compiled once per
+// instruction set (fused_kernel_{avx512,avx2,generic}.cpp) and picked at run time. Values are read as
+// float32 (bfloat16 widened exactly); GroupNorm's sums are float32 over one short block of pixels, the
+// blocks then added in float64 by the caller; LayerNorm's are float32 over one row (at most a few
+// thousand values), centred before squaring.
 #include <cstdint>
 
-namespace sdl::group_norm_kernel {
+namespace sdl::fused_kernel {
 
 // Pixels per block of the statistics pass: a float32 sum of this many terms loses at most ~8 bits
 // less than float64's, and the blocks are added in float64.
@@ -23,9 +25,20 @@ using SumsFn = void (*)(const void* x, bool bf16, int64_t rows, int64_t c, const
 using ApplyFn = void (*)(const void* x, bool bf16, int64_t rows, int64_t c, const float* mean, const float* scale,
                          const float* beta, bool silu, void* y);
 
+// LayerNorm of each of rows rows of c values (x and y [rows, c], bfloat16 when bf16, else float32):
+// y = (x - mean) / sqrt(var + eps) * weight + bias per row, var the biased variance, as torch's.
+using LayerNormFn = void (*)(const void* x, bool bf16, int64_t rows, int64_t c, const float* weight,
+                             const float* bias, float eps, void* y);
+
+// GEGLU of rows rows (x [rows, 2f], y [rows, f], bfloat16 when bf16, else float32):
+// y = x[:, :f] * gelu(x[:, f:]) with the exact (erf) GELU, erfc to ~1e-7 relative.
+using GegluFn = void (*)(const void* x, bool bf16, int64_t rows, int64_t f, void* y);
+
 struct Kernels {
     SumsFn sums;
     ApplyFn apply;
+    LayerNormFn layer_norm;
+    GegluFn geglu;
     const char* isa;  // "avx512", "avx2" or "generic"
 };
 // The widest this CPU runs; by name, or null where this CPU or build lacks it (the tests run each).
@@ -36,4 +49,4 @@ namespace avx512 { extern const Kernels kernels; }
 namespace avx2 { extern const Kernels kernels; }
 namespace generic { extern const Kernels kernels; }
 
-} // namespace sdl::group_norm_kernel
+} // namespace sdl::fused_kernel

@@ -1,9 +1,9 @@
-#include "core/models/kernels/group_norm_kernel.h"
+#include "core/models/kernels/fused_kernel.h"
 
 #include <cstring>
 #include <initializer_list>
 
-namespace sdl::group_norm_kernel {
+namespace sdl::fused_kernel {
 
 namespace {
 bool cpu_has(const char* isa) {
@@ -34,4 +34,4 @@ Kernels best() {
     return generic::kernels;
 }
 
-} // namespace sdl::group_norm_kernel
+} // namespace sdl::fused_kernel

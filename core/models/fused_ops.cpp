@@ -1,6 +1,6 @@
-#include "core/models/group_norm.h"
+#include "core/models/fused_ops.h"
 
-#include "core/models/kernels/group_norm_kernel.h"
+#include "core/models/kernels/fused_kernel.h"
 #include "core/util/error.h"
 
 #include <ATen/Parallel.h>
@@ -10,7 +10,7 @@
 
 namespace sdl {
 
-namespace gk = group_norm_kernel;
+namespace gk = fused_kernel;
 
 bool group_norm_nhwc_applies(const torch::Tensor& x) {
     if (!x.device().is_cpu() || x.dim() != 4 || x.is_contiguous() ||
@@ -21,15 +21,64 @@ bool group_norm_nhwc_applies(const torch::Tensor& x) {
     return !(torch::GradMode::is_enabled() && x.requires_grad());
 }
 
+namespace {
+gk::Kernels kernels_for(const std::string& isa) {
+    if (isa.empty())
+        return gk::best();
+    const gk::Kernels* chosen = gk::by_isa(isa.c_str());
+    if (!chosen)
+        throw Error("normalisation kernels: this CPU does not run '" + isa + "'");
+    return *chosen;
+}
+} // namespace
+
+bool row_kernels_apply(const torch::Tensor& x) {
+    if (!x.device().is_cpu() || x.dim() < 1 || !x.is_contiguous())
+        return false;
+    if (x.scalar_type() != torch::kFloat && x.scalar_type() != torch::kBFloat16)
+        return false;
+    return !(torch::GradMode::is_enabled() && x.requires_grad());
+}
+
+torch::Tensor layer_norm_rows(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                              double eps, const std::string& isa) {
+    const gk::Kernels k = kernels_for(isa);
+    const int64_t c = x.size(-1), rows = c ? x.numel() / c : 0;
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const size_t elem = x.element_size();
+    const auto w = weight.to(torch::kFloat).contiguous(), b = bias.to(torch::kFloat).contiguous();
+    auto y = torch::empty_like(x);
+    const auto* xp = static_cast<const char*>(x.data_ptr());
+    auto* yp = static_cast<char*>(y.data_ptr());
+    // Rows are independent: each thread takes whole rows, so the result does not depend on the split.
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+        k.layer_norm(xp + begin * c * elem, bf16, end - begin, c, w.data_ptr<float>(), b.data_ptr<float>(),
+                     static_cast<float>(eps), yp + begin * c * elem);
+    });
+    return y;
+}
+
+torch::Tensor geglu(const torch::Tensor& x, const std::string& isa) {
+    const gk::Kernels k = kernels_for(isa);
+    const int64_t f = x.size(-1) / 2, rows = f ? x.numel() / (2 * f) : 0;
+    if (x.size(-1) % 2)
+        throw Error("GEGLU: the projection's width " + std::to_string(x.size(-1)) + " is odd");
+    auto sizes = x.sizes().vec();
+    sizes.back() = f;
+    auto y = torch::empty(sizes, x.options());
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;
+    const size_t elem = x.element_size();
+    const auto* xp = static_cast<const char*>(x.data_ptr());
+    auto* yp = static_cast<char*>(y.data_ptr());
+    at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+        k.geglu(xp + begin * 2 * f * elem, bf16, end - begin, f, yp + begin * f * elem);
+    });
+    return y;
+}
+
 torch::Tensor group_norm_nhwc(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                               const torch::Tensor& bias, double eps, bool silu, const std::string& isa) {
-    gk::Kernels k = gk::best();
-    if (!isa.empty()) {
-        const gk::Kernels* chosen = gk::by_isa(isa.c_str());
-        if (!chosen)
-            throw Error("group_norm_nhwc: this CPU does not run '" + isa + "'");
-        k = *chosen;
-    }
+    const gk::Kernels k = kernels_for(isa);
     const int64_t b = x.size(0), c = x.size(1), pixels = x.size(2) * x.size(3);
     if (c % groups != 0)
         throw Error("GroupNorm: " + std::to_string(c) + " channels do not split into " + std::to_string(groups) +

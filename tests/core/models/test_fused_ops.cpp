@@ -1,5 +1,5 @@
-#include "core/models/group_norm.h"
-#include "core/models/kernels/group_norm_kernel.h"
+#include "core/models/fused_ops.h"
+#include "core/models/kernels/fused_kernel.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -26,7 +26,7 @@ const std::vector<Case> kCases = {
 std::vector<std::string> isas() {
     std::vector<std::string> r;
     for (const char* isa : {"generic", "avx2", "avx512"})
-        if (sdl::group_norm_kernel::by_isa(isa))
+        if (sdl::fused_kernel::by_isa(isa))
             r.push_back(isa);
     return r;
 }
@@ -46,7 +46,7 @@ torch::Tensor nhwc(const torch::Tensor& x) { return x.contiguous(torch::MemoryFo
 
 } // namespace
 
-class TestGroupNorm : public QObject {
+class TestFusedOps : public QObject {
     Q_OBJECT
 
 private slots:
@@ -115,6 +115,55 @@ private slots:
         }
     }
 
+    // LayerNorm over rows: every variant against float64, widths with and without a tail past whole
+    // vectors, a row mean 1000 times its spread; bfloat16 within one rounding.
+    void layerNormMatchesFloat64() {
+        torch::manual_seed(4);
+        for (const auto& isa : isas())
+            for (const int64_t c : {320, 37, 1280, 1}) {
+                for (const double mean : {0.0, 1000.0}) {
+                    const auto x = torch::randn({2, 9, c}) + mean;
+                    const auto w = torch::randn({c}), b = torch::randn({c});
+                    const auto want = torch::layer_norm(x.to(torch::kDouble), {c}, w.to(torch::kDouble),
+                                                        b.to(torch::kDouble), 1e-5);
+                    const double err = max_abs(sdl::layer_norm_rows(x, w, b, 1e-5, isa), want);
+                    const double tol = 2e-5 + mean * std::pow(2.0, -24) * w.abs().max().item<double>() * 4;
+                    QVERIFY2(err < tol, qPrintable(QString("%1 c%2 mean %3: %4").arg(QString::fromStdString(isa))
+                                                       .arg(c).arg(mean).arg(err)));
+                }
+                const auto xb = torch::randn({3, c}).to(torch::kBFloat16);
+                const auto wb = torch::randn({c}).to(torch::kBFloat16), bb = torch::randn({c}).to(torch::kBFloat16);
+                const auto got = sdl::layer_norm_rows(xb, wb, bb, 1e-5, isa);
+                QCOMPARE(got.scalar_type(), torch::kBFloat16);
+                const auto want = torch::layer_norm(xb.to(torch::kDouble), {c}, wb.to(torch::kDouble),
+                                                    bb.to(torch::kDouble), 1e-5);
+                QVERIFY(max_abs(got, want) <= std::pow(2.0, -8) * want.abs().max().item<double>() + 1e-6);
+            }
+    }
+
+    // GEGLU: value * gelu(gate) with the exact GELU, against float64's erf to a few float32 roundings of the
+    // erfc chain (5e-6 relative), from -12 to 12 (where gelu is -7e-32 and 12); a NaN gate stays NaN.
+    void gegluMatchesFloat64() {
+        torch::manual_seed(5);
+        for (const auto& isa : isas())
+            for (const int64_t f : {1280, 37}) {
+                auto x = torch::randn({2, 5, 2 * f}) * 3;
+                x.narrow(-1, f, f).select(1, 0).copy_(torch::linspace(-12, 12, f).expand({2, f}));
+                const auto xd = x.to(torch::kDouble);
+                const auto want = xd.narrow(-1, 0, f) * torch::gelu(xd.narrow(-1, f, f));
+                const auto got = sdl::geglu(x, isa);
+                QCOMPARE(got.sizes(), want.sizes());
+                const double err = ((got.to(torch::kDouble) - want).abs() / (want.abs() + 1e-6)).max().item<double>();
+                QVERIFY2(err < 5e-6, qPrintable(QString("%1 f%2: relative %3").arg(QString::fromStdString(isa))
+                                                    .arg(f).arg(err)));
+                const auto xb = x.to(torch::kBFloat16);
+                const auto wantb = xb.to(torch::kDouble).narrow(-1, 0, f) * torch::gelu(xb.to(torch::kDouble).narrow(-1, f, f));
+                QVERIFY(max_abs(sdl::geglu(xb, isa), wantb) <= std::pow(2.0, -8) * wantb.abs().max().item<double>());
+                x[0][0][f + 3] = NAN;
+                QVERIFY(std::isnan(sdl::geglu(x, isa)[0][0][3].item<float>()));
+            }
+    }
+
     // Where the kernel runs: channels-last only; plain tensors keep LibTorch's path.
     void appliesToChannelsLastOnly() {
         QVERIFY(sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}))));
@@ -124,5 +173,5 @@ private slots:
     }
 };
 
-QTEST_APPLESS_MAIN(TestGroupNorm)
-#include "test_group_norm.moc"
+QTEST_APPLESS_MAIN(TestFusedOps)
+#include "test_fused_ops.moc"
