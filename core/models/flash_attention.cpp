@@ -4,6 +4,7 @@
 #include "core/util/error.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/version.h>
 
 #include <atomic>
@@ -101,6 +102,7 @@ const char* cpu_attention_label() {
 
 torch::Tensor flash_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
                               const std::string& isa) {
+    RECORD_FUNCTION("sdl::flash_attention", std::vector<c10::IValue>());  // named in bench --profile
     TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "flash_attention wants [B, heads, L, d] tensors");
     TORCH_CHECK(q.device().is_cpu(), "flash_attention runs on the CPU");
     if (q.scalar_type() == torch::kBFloat16 && (isa.empty() || isa == "avx512bf16")) {

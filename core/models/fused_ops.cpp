@@ -4,6 +4,7 @@
 #include "core/util/error.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <vector>
@@ -42,6 +43,7 @@ bool row_kernels_apply(const torch::Tensor& x) {
 
 torch::Tensor layer_norm_rows(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                               double eps, const std::string& isa) {
+    RECORD_FUNCTION("sdl::layer_norm_rows", std::vector<c10::IValue>());  // named in bench --profile
     const gk::Kernels k = kernels_for(isa);
     const int64_t c = x.size(-1), rows = c ? x.numel() / c : 0;
     const bool bf16 = x.scalar_type() == torch::kBFloat16;
@@ -59,6 +61,7 @@ torch::Tensor layer_norm_rows(const torch::Tensor& x, const torch::Tensor& weigh
 }
 
 torch::Tensor geglu(const torch::Tensor& x, const std::string& isa) {
+    RECORD_FUNCTION("sdl::geglu", std::vector<c10::IValue>());  // named in bench --profile
     const gk::Kernels k = kernels_for(isa);
     const int64_t f = x.size(-1) / 2, rows = f ? x.numel() / (2 * f) : 0;
     if (x.size(-1) % 2)
@@ -78,6 +81,7 @@ torch::Tensor geglu(const torch::Tensor& x, const std::string& isa) {
 
 torch::Tensor group_norm_nhwc(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                               const torch::Tensor& bias, double eps, bool silu, const std::string& isa) {
+    RECORD_FUNCTION("sdl::group_norm_nhwc", std::vector<c10::IValue>());  // named in bench --profile
     const gk::Kernels k = kernels_for(isa);
     const int64_t b = x.size(0), c = x.size(1), pixels = x.size(2) * x.size(3);
     if (c % groups != 0)
