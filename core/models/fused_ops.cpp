@@ -80,7 +80,8 @@ torch::Tensor geglu(const torch::Tensor& x, const std::string& isa) {
 }
 
 torch::Tensor group_norm_nhwc(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
-                              const torch::Tensor& bias, double eps, bool silu, const std::string& isa) {
+                              const torch::Tensor& bias, double eps, bool silu, const std::string& isa,
+                              bool in_place) {
     RECORD_FUNCTION("sdl::group_norm_nhwc", std::vector<c10::IValue>());  // named in bench --profile
     const gk::Kernels k = kernels_for(isa);
     const int64_t b = x.size(0), c = x.size(1), pixels = x.size(2) * x.size(3);
@@ -93,7 +94,8 @@ torch::Tensor group_norm_nhwc(const torch::Tensor& x, int64_t groups, const torc
     const auto w = weight.to(torch::kFloat).contiguous(), bi = bias.to(torch::kFloat).contiguous();
     const float* wp = w.data_ptr<float>();
     const float* bp = bi.data_ptr<float>();
-    auto y = torch::empty_like(x, torch::MemoryFormat::ChannelsLast);  // [B, C, H, W] stored NHWC
+    // [B, C, H, W] stored NHWC. In place, each value is read (statistics, then apply) before it is written.
+    auto y = in_place ? x : torch::empty_like(x, torch::MemoryFormat::ChannelsLast);
     const auto* xp = static_cast<const char*>(x.data_ptr());
     auto* yp = static_cast<char*>(y.data_ptr());
 

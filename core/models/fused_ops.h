@@ -15,9 +15,11 @@ bool group_norm_nhwc_applies(const torch::Tensor& x);
 
 // torch::group_norm(x, groups, weight, bias, eps), then SiLU when silu, for x as above. Statistics in
 // float64 over float32 block sums; the output is x's type and layout. isa: "avx512", "avx2", "generic"
-// or empty for the widest this CPU runs (tests run each).
+// or empty for the widest this CPU runs (tests run each). in_place: the result is written over x and
+// returned (a fresh 64-134 MB activation per call costs its page faults: a fifth of a 512x512 VAE decode).
 torch::Tensor group_norm_nhwc(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
-                              const torch::Tensor& bias, double eps, bool silu, const std::string& isa = {});
+                              const torch::Tensor& bias, double eps, bool silu, const std::string& isa = {},
+                              bool in_place = false);
 
 // LayerNorm over the last dimension through SD Lens' kernel, for contiguous float32 or bfloat16 CPU
 // tensors with no gradient wanted (LibTorch 1.13's bfloat16 layer_norm took 375 ms of a 3.8 s SD 1.5

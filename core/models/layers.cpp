@@ -53,6 +53,12 @@ torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) {
     return torch::group_norm(x, groups, weight, bias, eps);
 }
 
+torch::Tensor GroupNormImpl::forward_silu_(const torch::Tensor& x) {
+    if (group_norm_nhwc_applies(x))
+        return group_norm_nhwc(x, groups, weight, bias, eps, true, {}, true);
+    return forward_silu(x);
+}
+
 torch::Tensor GroupNormImpl::forward_silu(const torch::Tensor& x) {
     if (group_norm_nhwc_applies(x))
         return group_norm_nhwc(x, groups, weight, bias, eps, true);

@@ -45,6 +45,7 @@ public:
     // Channels-last CPU activations through SD Lens' kernel (group_norm.h), others through LibTorch.
     torch::Tensor forward(const torch::Tensor& x);
     torch::Tensor forward_silu(const torch::Tensor& x);  // SiLU(forward(x)), fused where the kernel runs
+    torch::Tensor forward_silu_(const torch::Tensor& x);  // the same, written over x where the kernel runs
     torch::Tensor weight, bias;
     int64_t groups;
     double eps;

@@ -19,7 +19,7 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Te
     auto h = conv1(norm1->forward_silu(x));
     if (time_emb_proj && temb.defined())
         h.add_(time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1));  // [B, out, 1, 1]
-    h = conv2(norm2->forward_silu(h));
+    h = conv2(norm2->forward_silu_(h));  // h is this block's own, tapped nowhere
     auto out = conv_shortcut ? conv_shortcut(x).add_(h) : h.add_(x);
     if (output_scale_factor_ != 1.0)
         out.div_(output_scale_factor_);

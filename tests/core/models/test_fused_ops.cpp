@@ -89,6 +89,18 @@ private slots:
             }
     }
 
+    // In place: the same values as into a new tensor, written over the input.
+    void inPlace() {
+        torch::manual_seed(6);
+        const auto x = nhwc(torch::randn({2, 64, 19, 13}));
+        const auto w = torch::randn({64}), b = torch::randn({64});
+        const auto want = sdl::group_norm_nhwc(x, 32, w, b, 1e-5, true);
+        auto y = x.clone();
+        const auto got = sdl::group_norm_nhwc(y, 32, w, b, 1e-5, true, {}, true);
+        QCOMPARE(got.data_ptr(), y.data_ptr());
+        QVERIFY(torch::equal(y, want));
+    }
+
     // The sums are added in block order, not thread order: the same bits on any number of threads.
     void sameBitsOnAnyThreadCount() {
         torch::manual_seed(3);
