@@ -14,10 +14,11 @@ namespace sdl {
 namespace gk = fused_kernel;
 
 bool group_norm_nhwc_applies(const torch::Tensor& x) {
+    // bfloat16 only: there LibTorch 1.13's channels-last kernel is wrong and both LibTorches' slow. float32
+    // stays LibTorch's, right in either layout, so a float32 result does not depend on which layout an
+    // activation happens to have (LibTorch 2.x returns some convolutions channels-last).
     if (!x.device().is_cpu() || x.dim() != 4 || x.is_contiguous() ||
-        !x.is_contiguous(torch::MemoryFormat::ChannelsLast))
-        return false;
-    if (x.scalar_type() != torch::kFloat && x.scalar_type() != torch::kBFloat16)
+        !x.is_contiguous(torch::MemoryFormat::ChannelsLast) || x.scalar_type() != torch::kBFloat16)
         return false;
     return !(torch::GradMode::is_enabled() && x.requires_grad());
 }

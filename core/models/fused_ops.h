@@ -9,8 +9,8 @@
 
 namespace sdl {
 
-// x is a 4-D float32 or bfloat16 CPU tensor stored channels-last (and not also plain contiguous,
-// where LibTorch's path stays), and no gradient is wanted.
+// x is a 4-D bfloat16 CPU tensor stored channels-last (and not also plain contiguous, where LibTorch's
+// path stays), and no gradient is wanted. group_norm_nhwc itself also takes float32 (tests, callers).
 bool group_norm_nhwc_applies(const torch::Tensor& x);
 
 // torch::group_norm(x, groups, weight, bias, eps), then SiLU when silu, for x as above. Statistics in

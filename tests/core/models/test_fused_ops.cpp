@@ -176,12 +176,13 @@ private slots:
             }
     }
 
-    // Where the kernel runs: channels-last only; plain tensors keep LibTorch's path.
+    // Where the kernel runs: channels-last bfloat16 only; the rest keeps LibTorch's path.
     void appliesToChannelsLastOnly() {
-        QVERIFY(sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}))));
-        QVERIFY(!sdl::group_norm_nhwc_applies(torch::randn({1, 32, 4, 4})));
+        QVERIFY(sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}, torch::kBFloat16))));
+        QVERIFY(!sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}))));  // float32: LibTorch's
+        QVERIFY(!sdl::group_norm_nhwc_applies(torch::randn({1, 32, 4, 4}, torch::kBFloat16)));
         QVERIFY(!sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}, torch::kDouble))));
-        QVERIFY(!sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4})).requires_grad_()));
+        QVERIFY(!sdl::group_norm_nhwc_applies(nhwc(torch::randn({1, 32, 4, 4}, torch::kBFloat16)).requires_grad_()));
     }
 };
 
